@@ -1,0 +1,18 @@
+"""Skitai: a multiplexing WSGI application server on anyio, h11, h2 and wsproto.
+
+    import skitai
+    skitai.run(mount=("/", app))                       # for people: blocks, handles signals
+
+    async with anyio.create_task_group() as tg:        # for programs
+        addresses = await tg.start(skitai.serve, skitai.Config(mount=("/", app), port=0))
+"""
+
+from __future__ import annotations
+
+__version__ = "0.30.0"
+
+from skitai.config import Compression, Config, Limits
+from skitai.errors import ConfigError
+from skitai.runner import run, serve
+
+__all__ = ["Compression", "Config", "ConfigError", "Limits", "__version__", "run", "serve"]

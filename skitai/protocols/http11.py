@@ -1,0 +1,570 @@
+"""HTTP/1.1 (and 1.0) server driver on h11.
+
+Theory: h11 owns the protocol state; this module owns the socket. The
+driver pulls: it asks h11 for the next event and reads from the stream only
+when h11 says NEED_DATA. One request at a time is handed to the handler as
+an `Exchange`; pipelined requests wait in h11's buffer until the response
+before them is complete.
+
+On top of h11 the driver enforces what h11 leaves to servers: the request
+line, header count and field size limits, the request-target forms of RFC
+9112 3.2, and the request smuggling defences of RFC 9112 6 (no obs-fold, no
+control characters in field values, one Content-Length without list form,
+not both Content-Length and Transfer-Encoding, no Transfer-Encoding on
+HTTP/1.0, no framing or routing fields in trailers).
+
+Timeouts: `keep_alive_timeout` while waiting for the first byte of a request
+(expiry closes silently), `header_timeout` from there to the end of the head
+(expiry answers 408), `body_timeout` between pieces of a body (408), and
+`send_timeout` for every write (expiry drops the client).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+import h11
+
+from skitai.config import Limits
+from skitai.errors import (
+    BadRequest,
+    BodyTooLarge,
+    ClientDisconnected,
+    HeadersTooLarge,
+    NotImplementedHere,
+    RemoteProtocolError,
+    RequestTimeout,
+    TargetTooLong,
+    VersionNotSupported,
+)
+from skitai.protocols.events import ExchangeStats, Headers, Request
+from skitai.protocols.headers import DATE, has_bad_field_byte, reason_phrase
+from skitai.protocols.timeouts import BODY, HEAD, IDLE, SEND, ConnectionControl
+
+log = logging.getLogger("skitai.server")
+
+READ_SIZE = 65536
+DRAIN_LIMIT = 262144  # unread request body we read and discard to keep a connection
+DRAIN_TIMEOUT = 2.0
+# Framing and routing fields in a trailer are an attack (RFC 9110 6.5.1); any
+# other trailer is read and discarded, since WSGI has no place for trailers.
+_FORBIDDEN_TRAILERS = frozenset(
+    {b"content-length", b"transfer-encoding", b"host", b"connection", b"te", b"trailer"}
+)
+_SINGLETONS = frozenset({b"host", b"content-length", b"content-type", b"transfer-encoding"})
+
+Handler = Callable[["HTTP11Exchange"], Awaitable[None]]
+
+
+class HTTP11Connection:
+    """Serves HTTP/1.x requests on one byte stream until either side closes."""
+
+    __slots__ = (
+        "_client", "_exchange", "_h11", "_handler", "_limits", "_receive_closed", "_requests",
+        "_scheme", "_server", "_server_header", "_stream", "control",
+    )
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        handler: Handler,
+        *,
+        limits: Limits,
+        scheme: str,
+        client: tuple[str, int] | None,
+        server: tuple[str, int],
+        control: ConnectionControl,
+        server_header: bytes,
+        initial_data: bytes = b"",
+    ) -> None:
+        self._stream = stream
+        self._handler = handler
+        self._limits = limits
+        self._scheme = scheme
+        self._client = client
+        self._server = server
+        self.control = control
+        self._server_header = server_header
+        self._h11 = self._new_state_machine(initial_data)
+        self._requests = 0
+        self._receive_closed = False
+        self._exchange: HTTP11Exchange | None = None
+
+    def _new_state_machine(self, data: bytes = b"") -> h11.Connection:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._limits.max_header_block)
+        if data:
+            conn.receive_data(data)
+        return conn
+
+    # -------------------------------------------------------------- I/O
+
+    async def receive(self) -> bytes:
+        """Bytes from the client; b"" once it has closed its side."""
+        if self._receive_closed:
+            return b""
+        try:
+            data = await self._stream.receive(READ_SIZE)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            data = b""  # h11 reads b"" as EOF
+        if not data:
+            self._receive_closed = True
+        return data
+
+    async def send(self, data: bytes) -> None:
+        control = self.control
+        control.arm(SEND, self._limits.send_timeout)
+        try:
+            await self._stream.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            self._h11.send_failed()
+            raise ClientDisconnected(str(exc) or type(exc).__name__) from exc
+        except BaseException:
+            self._h11.send_failed()
+            raise
+        finally:
+            control.disarm()
+
+    def next_event(self) -> Any:
+        try:
+            return self._h11.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise _translate(exc) from exc
+
+    # -------------------------------------------------------------- main loop
+
+    async def run(self) -> None:
+        """Serve until the connection ends. Never raises, except cancellation."""
+        control = self.control
+        try:
+            with control.scope:
+                while await self._cycle():
+                    pass
+            if control.expired == HEAD or (
+                control.expired == BODY and not (self._exchange and self._exchange.response_started)
+            ):
+                late = RequestTimeout(f"request {control.expired} not received in time")
+                with anyio.move_on_after(1, shield=True):
+                    await self._answer_error(late)
+        except RemoteProtocolError as exc:
+            await self._answer_error(exc)
+        except ClientDisconnected:
+            pass
+        except Exception:
+            log.exception("connection %d failed", control.number)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._stream.aclose()
+            if control.on_close is not None:
+                control.on_close(control)
+
+    async def _cycle(self) -> bool:
+        """One request and its response; True to wait for the next on this connection.
+
+        Its own frame, so nothing of a finished exchange stays alive while the
+        connection idles.
+        """
+        request = await self._receive_request()
+        if request is None:
+            return False
+        exchange = self._exchange = HTTP11Exchange(self, request)
+        try:
+            await self._handler(exchange)
+        except RemoteProtocolError as exc:
+            if exchange.response_started:
+                log.warning("%s %s: %s", _peer(self._client), exc.status, exc.message)
+                return False
+            raise
+        if not exchange.finished:
+            if not exchange.response_started:
+                await exchange.respond(500, [(b"content-type", b"text/plain")], b"no response")
+            return False  # with a body cut short the framing is lost
+        self._exchange = None
+        return await self._next_cycle(exchange)
+
+    async def _answer_error(self, exc: RemoteProtocolError) -> None:
+        log.warning("%s %d %s", _peer(self._client), exc.status, exc.message)
+        h = self._h11
+        if h.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        body = f"{exc.status} {reason_phrase(exc.status).decode()}: {exc.message}\n".encode()
+        headers = [
+            (b"content-type", b"text/plain; charset=utf-8"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            (b"date", DATE.now()),
+            (b"server", self._server_header),
+        ]
+        try:
+            data = h.send(h11.Response(status_code=exc.status, headers=headers,
+                                       reason=reason_phrase(exc.status)))
+            data += h.send(h11.Data(data=body)) + h.send(h11.EndOfMessage())
+            await self.send(data)
+        except (h11.LocalProtocolError, ClientDisconnected):
+            pass
+
+    async def _next_cycle(self, exchange: HTTP11Exchange) -> bool:
+        """Get ready for the next request; False to close the connection."""
+        h = self._h11
+        if exchange.keep_http10_alive:
+            if h.their_state is h11.SEND_BODY and not await self._drain_body(exchange):
+                return False
+            leftover, closed = h.trailing_data
+            if closed:
+                return False
+            self._h11 = self._new_state_machine(leftover)
+            return True
+        if h.our_state is not h11.DONE or exchange.continue_unanswered:
+            return False  # a client still waiting for 100 Continue may never send its body
+        if h.their_state is h11.SEND_BODY and not await self._drain_body(exchange):
+            return False
+        if h.their_state is not h11.DONE:
+            return False
+        h.start_next_cycle()
+        return True
+
+    async def _drain_body(self, exchange: HTTP11Exchange) -> bool:
+        """Read and discard what the app left of the request body, within bounds."""
+        if type(self.next_event_if_ready()) is h11.EndOfMessage:
+            return True  # the common case: a request without a body
+        left = DRAIN_LIMIT
+        with anyio.move_on_after(DRAIN_TIMEOUT):
+            while left > 0:
+                try:
+                    data = await exchange.receive_body(READ_SIZE)
+                except (RemoteProtocolError, ClientDisconnected):
+                    return False
+                if not data:
+                    return True
+                left -= len(data)
+        return False
+
+    def next_event_if_ready(self) -> Any:
+        """The next event if h11 has it buffered, else NEED_DATA; never reads."""
+        event = self.next_event()
+        if type(event) is h11.EndOfMessage:
+            for name, _ in event.headers:
+                if name in _FORBIDDEN_TRAILERS:
+                    raise BadRequest(f"{name.decode()} is not allowed in a trailer")
+        return event
+
+    async def _receive_request(self) -> Request | None:
+        h = self._h11
+        control = self.control
+        head = [h.trailing_data[0]]
+        event = self.next_event()
+        if event is h11.NEED_DATA:
+            limits = self._limits
+            if control.draining:
+                return None
+            control.idle = True
+            control.arm(IDLE, limits.keep_alive_timeout)
+            try:
+                data = await self._stream.receive(READ_SIZE)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                data = b""
+            finally:
+                control.idle = False
+            if not data:
+                return None
+            head.append(data)
+            h.receive_data(data)
+            event = self.next_event()
+            if event is h11.NEED_DATA:
+                control.arm(HEAD, limits.header_timeout)
+                while event is h11.NEED_DATA:
+                    data = await self.receive()
+                    head.append(data)
+                    h.receive_data(data)
+                    event = self.next_event()
+            control.disarm()
+        if type(event) is not h11.Request:
+            return None  # ConnectionClosed
+        self._requests += 1
+        return self._to_request(event, b"".join(head))
+
+    # -------------------------------------------------------------- validation
+
+    def _to_request(self, event: h11.Request, raw: bytes) -> Request:
+        limits = self._limits
+        method = event.method.decode("ascii")
+        target = event.target
+        version = event.http_version.decode("ascii")
+        if version not in ("1.1", "1.0"):
+            raise VersionNotSupported(f"HTTP/{version} is not supported on this port")
+        if len(event.method) + len(target) + 10 > limits.max_request_line:
+            raise TargetTooLong(f"request line over {limits.max_request_line} bytes")
+        _check_head(raw, limits)
+        headers = list(event.headers)
+        if len(headers) > limits.max_headers:
+            raise HeadersTooLarge(f"more than {limits.max_headers} header fields")
+        seen: set[bytes] = set()
+        for name, value in headers:
+            if len(name) + len(value) + 4 > limits.max_header_line:
+                raise HeadersTooLarge(f"header field {name.decode()!r} over {limits.max_header_line} bytes")
+            if name in _SINGLETONS:
+                if name in seen:
+                    raise BadRequest(f"more than one {name.decode()} field")
+                seen.add(name)
+        if b"transfer-encoding" in seen:
+            if b"content-length" in seen:
+                raise BadRequest("both Content-Length and Transfer-Encoding")
+            if version == "1.0":
+                raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+        elif b"content-length" in seen and limits.max_body_size:
+            length = int(_header(headers, b"content-length") or b"0")
+            if length > limits.max_body_size:
+                raise BodyTooLarge(f"body of {length} bytes over {limits.max_body_size}")
+        path, query = _split_target(method, target)
+        return Request(
+            method=method,
+            target=target,
+            path=path,
+            query=query,
+            http_version=version,
+            headers=headers,
+            scheme=self._scheme,
+            client=self._client,
+            server=self._server,
+            connection_number=self.control.number,
+            request_number=self._requests,
+        )
+
+
+def _check_head(raw: bytes, limits: Limits) -> None:
+    """Checks that need the head as sent, before h11 normalised it."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    head = raw[: end + 2] if end >= 0 else raw
+    if b"\n " in head or b"\n\t" in head:
+        raise BadRequest("obsolete line folding in header")
+    if has_bad_field_byte(head.replace(b"\r\n", b"\n").replace(b"\n", b"")):
+        raise BadRequest("control character in request head")
+    lower = head.lower()
+    if lower.count(b"\ncontent-length") > 1:
+        raise BadRequest("more than one Content-Length field")
+    at = lower.find(b"\ncontent-length")
+    if at >= 0 and b"," in lower[at : lower.find(b"\n", at + 1)]:
+        raise BadRequest("Content-Length in list form")
+
+
+def _split_target(method: str, target: bytes) -> tuple[bytes, bytes]:
+    if target.startswith(b"/"):
+        path, _, query = target.partition(b"?")
+        return path.partition(b"#")[0], query.partition(b"#")[0]
+    if target == b"*":
+        if method != "OPTIONS":
+            raise BadRequest("asterisk-form request-target is only for OPTIONS")
+        return b"*", b""
+    scheme, sep, rest = target.partition(b"://")
+    if sep and scheme.lower() in (b"http", b"https") and method != "CONNECT":
+        slash = rest.find(b"/")
+        path = rest[slash:] if slash >= 0 else b"/"
+        path, _, query = path.partition(b"?")
+        return path.partition(b"#")[0] or b"/", query.partition(b"#")[0]
+    if method == "CONNECT":
+        return target, b""
+    raise BadRequest("request-target is neither origin-form nor absolute-form")
+
+
+def _header(headers: Headers, name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
+
+
+def _translate(exc: h11.RemoteProtocolError) -> RemoteProtocolError:
+    message = str(exc)
+    status = exc.error_status_hint
+    if status == 431:
+        return HeadersTooLarge("request head over the size limit")
+    if status == 501:
+        return NotImplementedHere(message)
+    if status == 505:
+        return VersionNotSupported(message)
+    return BadRequest(message, status=status if 400 <= status < 500 else 400)
+
+
+def _peer(client: tuple[str, int] | None) -> str:
+    return f"{client[0]}:{client[1]}" if client else "-"
+
+
+class HTTP11Exchange:
+    """One request/response on an HTTP/1.x connection."""
+
+    __slots__ = (
+        "_body_done",
+        "_conn",
+        "_head",
+        "_is_head",
+        "_keep_alive_10",
+        "continue_unanswered",
+        "finished",
+        "keep_http10_alive",
+        "request",
+        "response_started",
+        "stats",
+    )
+
+    def __init__(self, conn: HTTP11Connection, request: Request) -> None:
+        self._conn = conn
+        self.request = request
+        self.stats = ExchangeStats(started=time.monotonic())
+        self.response_started = False
+        self.finished = False
+        self._body_done = False
+        self._head = b""
+        self._is_head = request.method == "HEAD"
+        self._keep_alive_10 = request.http_version == "1.0" and b"keep-alive" in (
+            v.lower() for v in request.header_list(b"connection")
+        )
+        self.keep_http10_alive = False
+        self.continue_unanswered = bool(conn._h11.they_are_waiting_for_100_continue)
+
+    @property
+    def expects_continue(self) -> bool:
+        return bool(self._conn._h11.they_are_waiting_for_100_continue)
+
+    def close_after_response(self) -> None:
+        self._keep_alive_10 = False
+        self._conn.control.draining = True
+
+    async def receive_body(self, max_bytes: int) -> bytes:
+        if self._body_done:
+            return b""
+        conn = self._conn
+        h = conn._h11
+        if h.they_are_waiting_for_100_continue:
+            if self.response_started:
+                return b""  # answered without the body: the client will not send it
+            await conn.send(h.send(h11.InformationalResponse(status_code=100, headers=[],
+                                                             reason=b"Continue")))
+            self.continue_unanswered = False
+        limits = conn._limits
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.control.arm(BODY, limits.body_timeout)
+                try:
+                    data = await conn.receive()
+                finally:
+                    conn.control.disarm()
+                h.receive_data(data)
+                continue
+            kind = type(event)
+            if kind is h11.Data:
+                self.stats.bytes_in += len(event.data)
+                if limits.max_body_size and self.stats.bytes_in > limits.max_body_size:
+                    raise BodyTooLarge(f"body over {limits.max_body_size} bytes")
+                return bytes(event.data)
+            if kind is h11.EndOfMessage:
+                self._body_done = True
+                for name, _ in event.headers:
+                    if name in _FORBIDDEN_TRAILERS:
+                        raise BadRequest(f"{name.decode()} is not allowed in a trailer")
+                return b""
+            raise ClientDisconnected("connection closed during the request body")
+
+    def _response_headers(self, headers: Headers) -> list[tuple[bytes, bytes]]:
+        conn = self._conn
+        out = list(headers)
+        has_date = has_server = False
+        for name, _ in out:
+            lower = name.lower()
+            if lower == b"date":
+                has_date = True
+            elif lower == b"server":
+                has_server = True
+        if not has_date:
+            out.append((b"Date", DATE.now()))
+        if not has_server:
+            out.append((b"Server", conn._server_header))
+        limit = conn._limits.max_requests_per_connection
+        if conn.control.draining or (limit and conn._requests >= limit):
+            out.append((b"Connection", b"close"))
+            self._keep_alive_10 = False
+        return out
+
+    def _head_bytes(self, status: int, headers: Headers, reason: bytes) -> bytes:
+        if self.response_started:
+            raise RuntimeError("response already started")
+        self.response_started = True
+        self.stats.status = status
+        self.stats.responded = time.monotonic()
+        try:
+            response = h11.Response(status_code=status, headers=self._response_headers(headers),
+                                    reason=reason or reason_phrase(status))
+            data = self._conn._h11.send(response)
+        except h11.LocalProtocolError as exc:
+            raise ValueError(f"invalid response head: {exc}") from exc
+        if self._keep_alive_10:
+            data = self._http10_keep_alive(data)
+        return data
+
+    def _http10_keep_alive(self, head: bytes) -> bytes:
+        # h11 closes every HTTP/1.0 connection. When the client asked for
+        # keep-alive and the body has a length, say keep-alive instead and
+        # continue with a fresh state machine after this response.
+        lower = head.lower()
+        if b"\r\ncontent-length:" not in lower and not self._is_head:
+            return head
+        self.keep_http10_alive = True
+        return head.replace(b"\r\nConnection: close\r\n", b"\r\nConnection: keep-alive\r\n", 1)
+
+    async def start_response(self, status: int, headers: Headers, reason: bytes = b"") -> None:
+        self._head = self._head_bytes(status, headers, reason)
+
+    async def send_body(self, data: bytes) -> None:
+        if not data or self._is_head:
+            return
+        try:
+            out = self._conn._h11.send(h11.Data(data=data))
+        except h11.LocalProtocolError as exc:
+            raise ValueError(f"response body does not match its framing: {exc}") from exc
+        self.stats.bytes_out += len(data)
+        if self._head:
+            out = self._head + out
+            self._head = b""
+        await self._conn.send(out)
+
+    async def end_response(self, trailers: Headers = ()) -> None:
+        h = self._conn._h11
+        try:
+            out = h.send(h11.EndOfMessage(headers=list(trailers)))
+        except h11.LocalProtocolError as exc:
+            if not trailers:
+                raise ValueError(f"response body does not match its framing: {exc}") from exc
+            out = h.send(h11.EndOfMessage())  # trailers need chunked framing; drop them
+        if self._head:
+            out = self._head + out
+            self._head = b""
+        if out:
+            await self._conn.send(out)
+        self.finished = True
+        self.stats.finished = time.monotonic()
+
+    async def respond(
+        self, status: int, headers: Headers, body: bytes = b"", reason: bytes = b""
+    ) -> None:
+        headers = list(headers)
+        if not any(name.lower() == b"content-length" for name, _ in headers) and status >= 200 \
+                and status not in (204, 304):
+            headers.append((b"Content-Length", str(len(body)).encode("ascii")))
+        out = self._head_bytes(status, headers, reason)
+        h = self._conn._h11
+        try:
+            if body and not self._is_head:
+                out += h.send(h11.Data(data=body))
+                self.stats.bytes_out += len(body)
+            out += h.send(h11.EndOfMessage())
+        except h11.LocalProtocolError as exc:
+            raise ValueError(f"response body does not match its framing: {exc}") from exc
+        await self._conn.send(out)
+        self.finished = True
+        self.stats.finished = time.monotonic()

@@ -1,0 +1,71 @@
+"""Connection timeouts without a cancel scope per wait.
+
+Arming a cancel scope with a deadline for every read and write costs more
+than the rest of a small request's I/O. Instead a connection notes what it
+is waiting for (`phase`) and until when (`deadline`, on `time.monotonic()`);
+one sweeper task per server looks at every connection a few times a second
+and cancels the scope of those whose deadline has passed. Timeouts are
+therefore honoured within one sweep interval.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+
+import anyio
+
+IDLE = "idle"  # between requests: expiry closes silently
+HEAD = "head"  # a request head is arriving: expiry answers 408
+BODY = "body"  # waiting for more of a request body: 408 if no response yet
+SEND = "send"  # the client is not reading what we write: expiry drops it
+
+
+class ConnectionControl:
+    """What the server and the sweeper can ask of one live connection."""
+
+    __slots__ = ("deadline", "draining", "expired", "idle", "number", "on_close", "phase", "scope")
+
+    def __init__(self, number: int, on_close: Callable[[ConnectionControl], None] | None = None) -> None:
+        self.number = number
+        self.on_close = on_close  # called once the connection is closed
+        self.scope = anyio.CancelScope()  # covers the connection's whole life
+        self.draining = False  # finish the current response, then close
+        self.idle = False  # waiting for the next request: safe to close at once
+        self.phase: str | None = None
+        self.deadline = math.inf
+        self.expired: str | None = None  # the phase whose deadline passed
+
+    def arm(self, phase: str, timeout: float) -> None:
+        self.phase = phase
+        self.deadline = time.monotonic() + timeout if timeout else math.inf
+
+    def disarm(self) -> None:
+        self.deadline = math.inf
+
+    def drain(self) -> None:
+        self.draining = True
+        if self.idle:
+            self.scope.cancel()
+
+    def check(self, now: float) -> None:
+        if now >= self.deadline:
+            self.expired = self.phase
+            self.deadline = math.inf
+            self.scope.cancel()
+
+
+def sweep_interval(*timeouts: float) -> float:
+    """A quarter of the shortest timeout, within 50 ms and 500 ms."""
+    shortest = min((t for t in timeouts if t > 0), default=2.0)
+    return min(0.5, max(0.05, shortest / 4))
+
+
+async def sweep(controls: Iterable[ConnectionControl], interval: float) -> None:
+    """Expire connections whose deadline has passed, until cancelled."""
+    while True:
+        await anyio.sleep(interval)
+        now = time.monotonic()
+        for control in list(controls):
+            control.check(now)

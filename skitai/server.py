@@ -1,0 +1,183 @@
+"""Listeners, connections and the shutdown deadline.
+
+Task tree of a running server:
+
+    serve()                                   cancelled by the caller to stop
+    └── connection area (shielded)            so in-flight requests can finish
+        ├── services: loop callbacks, worker pool, reloader
+        └── connections: accept loops + one task per connection
+
+When `serve()` is cancelled, the server stops accepting, closes idle
+keep-alive connections at once, lets busy ones finish their current
+response (sent with `Connection: close`) and cancels whatever is left when
+the grace deadline passes. Then the services stop.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from collections.abc import Sequence
+
+import anyio
+import anyio.abc
+
+from skitai.config import Config
+from skitai.handler import RequestHandler
+from skitai.mounts import MountTable
+from skitai.protocols.http11 import HTTP11Connection
+from skitai.protocols.sockets import SocketStream, TCPListener, bind_tcp
+from skitai.protocols.timeouts import ConnectionControl, sweep, sweep_interval
+from skitai.threadpool import LoopCallbacks, WorkerPool
+
+log = logging.getLogger("skitai.server")
+
+_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+ACCEPT_BACKOFF = 0.1
+
+
+class Server:
+    def __init__(self, config: Config, mounts: MountTable | None = None) -> None:
+        self.config = config
+        self.mounts = mounts if mounts is not None else MountTable.from_config(config.mount)
+        self.pool = WorkerPool(config.threads)
+        self.callbacks = LoopCallbacks()
+        self.handler = RequestHandler(config, self.mounts, self.pool, self.callbacks)
+        self.addresses: list[tuple[str, int]] = []
+        self._server_header = config.server_name.encode("latin-1")
+        self._connections: set[ConnectionControl] = set()
+        self._connection_count = 0
+        self._stopping = anyio.Event()
+        self._finished = anyio.Event()
+        self._accepting = anyio.CancelScope()
+        self._conns_scope: anyio.CancelScope | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def run(
+        self,
+        *,
+        task_status: anyio.abc.TaskStatus[list[tuple[str, int]]] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        listeners = await self._bind()
+        async with anyio.create_task_group() as tg:
+            await tg.start(self._serve_shielded, listeners)
+            task_status.started(list(self.addresses))
+            try:
+                await anyio.sleep_forever()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop gracefully within the grace deadline; returns when all is closed."""
+        self._stopping.set()
+        await self._finished.wait()
+
+    def force_stop(self) -> None:
+        """Cancel in-flight requests now instead of at the grace deadline."""
+        self._stopping.set()
+        if self._conns_scope is not None:
+            self._conns_scope.deadline = anyio.current_time()
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    async def _bind(self) -> list[TCPListener]:
+        config = self.config
+        listeners = bind_tcp(config.address, config.port, config.backlog)
+        self.addresses = [listener.address for listener in listeners]
+        for address in self.addresses:
+            log.info("listening on http://%s", _format_address(address))
+        return listeners
+
+    async def _serve_shielded(
+        self,
+        listeners: Sequence[TCPListener],
+        *,
+        task_status: anyio.abc.TaskStatus[None],
+    ) -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                async with anyio.create_task_group() as services:
+                    await services.start(self.callbacks.run)
+                    await services.start(self.pool.run)
+                    limits = self.config.limits
+                    interval = sweep_interval(limits.keep_alive_timeout, limits.header_timeout,
+                                              limits.body_timeout, limits.send_timeout)
+                    services.start_soon(sweep, self._connections, interval)
+                    await self._start_reloader(services)
+                    async with anyio.create_task_group() as conns:
+                        self._conns_scope = conns.cancel_scope
+                        for listener in listeners:
+                            conns.start_soon(self._accept_loop, listener, conns)
+                        task_status.started()
+                        await self._stopping.wait()
+                        log.info("shutting down: %d connections open", len(self._connections))
+                        self._accepting.cancel()
+                        for listener in listeners:
+                            await listener.aclose()
+                        for control in list(self._connections):
+                            control.drain()
+                        if conns.cancel_scope.deadline > anyio.current_time() + self.config.grace:
+                            conns.cancel_scope.deadline = anyio.current_time() + self.config.grace
+                    self.pool.close()
+                    services.cancel_scope.cancel()
+            finally:
+                self._finished.set()
+                log.info("server stopped")
+
+    async def _start_reloader(self, services: anyio.abc.TaskGroup) -> None:
+        watched = [m for m in self.mounts.apps() if getattr(m.app, "use_reloader", False)]
+        if watched:
+            from skitai.reloader import Reloader
+
+            services.start_soon(Reloader(watched, self.config.reload_interval).run)
+
+    # ------------------------------------------------------------ connections
+
+    async def _accept_loop(self, listener: TCPListener, conns: anyio.abc.TaskGroup) -> None:
+        with self._accepting:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except anyio.ClosedResourceError:
+                    return
+                except OSError as exc:
+                    if exc.errno in _RESOURCE_ERRNOS:
+                        log.error("accept failed (%s); retrying in %.1fs",
+                                  errno.errorcode.get(exc.errno or 0, exc), ACCEPT_BACKOFF)
+                    else:
+                        log.warning("accept failed: %r", exc)
+                    await anyio.sleep(ACCEPT_BACKOFF)
+                    continue
+                self._start_connection(stream, conns)
+
+    def _start_connection(self, stream: SocketStream, conns: anyio.abc.TaskGroup) -> None:
+        client = stream.remote_address()
+        if client is None:  # the client left before we looked at it
+            stream.socket.close()
+            return
+        self._connection_count += 1
+        control = ConnectionControl(self._connection_count, on_close=self._connections.discard)
+        self._connections.add(control)
+        config = self.config
+        connection = HTTP11Connection(
+            stream,
+            self.handler,
+            limits=config.limits,
+            scheme="http",
+            client=client,
+            server=stream.local_address(),
+            control=control,
+            server_header=self._server_header,
+        )
+        # The driver's run() is the task itself: one coroutine frame less per
+        # idle connection. It logs its own failures.
+        conns.start_soon(connection.run)
+
+
+def _format_address(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

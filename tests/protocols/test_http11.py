@@ -1,0 +1,222 @@
+"""The HTTP/1.1 driver, over a socket pair, with a client-role h11 decoding answers."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from skitai.config import Limits
+from skitai.protocols.events import Exchange
+from tests.support.rawhttp import RawClient
+from tests.support.streams import http11_driver
+
+GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+async def echo(exchange: Exchange) -> None:
+    body = b""
+    while chunk := await exchange.receive_body(65536):
+        body += chunk
+    request = exchange.request
+    await exchange.respond(
+        200, [(b"Content-Type", b"text/plain")],
+        f"{request.method} {request.target.decode()} {len(body)}:".encode() + body,
+    )
+
+
+async def no_read(exchange: Exchange) -> None:
+    await exchange.respond(201, [], b"created")
+
+
+async def exchange_all(
+    data: bytes, handler=echo, limits: Limits | None = None, chunk: int | None = None
+) -> bytes:
+    """Send data, half-close, and return everything the server sent until it closed."""
+    async with http11_driver(handler, limits=limits) as (client_end, _):
+        raw = RawClient(client_end)
+        try:
+            await raw.send(data, chunk_size=chunk)
+            await client_end.send_eof()
+        except anyio.BrokenResourceError:
+            pass  # the server answered and closed before reading everything
+        return await raw.read_all()
+
+
+async def test_keep_alive_serves_several_requests() -> None:
+    async with http11_driver(echo) as (client_end, _):
+        client = RawClient(client_end)
+        for _ in range(3):
+            await client.send(GET)
+            head, body = await client.response()
+            assert head.status_code == 200
+            assert body == b"GET / 0:"
+            client.next_cycle()
+
+
+async def test_pipelined_requests_are_answered_in_order() -> None:
+    async with http11_driver(echo) as (client_end, _):
+        client = RawClient(client_end)
+        await client.send(b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n" b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n"
+                          b"POST /3 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        bodies = []
+        for method in (b"GET", b"GET", b"POST"):
+            _, body = await client.response(method)
+            bodies.append(body)
+            client.next_cycle()
+    assert bodies == [b"GET /1 0:", b"GET /2 0:", b"POST /3 3:abc"]
+
+
+async def test_connection_close_is_honoured() -> None:
+    out = await exchange_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" + GET)
+    assert out.count(b"HTTP/1.1 200 OK") == 1
+    assert b"\r\nConnection: close\r\n" in out
+
+
+async def test_http10_closes_unless_keep_alive_is_asked() -> None:
+    out = await exchange_all(b"GET / HTTP/1.0\r\n\r\n" b"GET / HTTP/1.0\r\n\r\n")
+    assert out.count(b" 200 OK") == 1
+    async with http11_driver(echo) as (client_end, _):
+        client = RawClient(client_end)
+        for _ in range(2):
+            await client.send(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            head, body = await client.response()
+            assert head.status_code == 200
+            assert (b"connection", b"keep-alive") in head.headers.raw_items() or \
+                (b"Connection", b"keep-alive") in head.headers.raw_items()
+            assert body == b"GET / 0:"
+            client.next_cycle()
+
+
+async def test_chunked_request_body() -> None:
+    out = await exchange_all(
+        b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: ok\r\n\r\n"
+    )
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert out.endswith(b"POST /up 11:hello world")
+
+
+async def test_expect_continue_is_sent_only_when_the_body_is_read() -> None:
+    async with http11_driver(echo) as (client_end, _):
+        await client_end.send(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n"
+        )
+        with anyio.fail_after(5):
+            interim = await client_end.receive()
+        assert interim.startswith(b"HTTP/1.1 100 Continue\r\n")
+        await client_end.send(b"abc")
+        client = RawClient(client_end)
+        _, body = await client.response(b"POST")
+        assert body == b"POST / 3:abc"
+    out = await exchange_all(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n", no_read
+    )
+    assert b"100 Continue" not in out
+    assert out.startswith(b"HTTP/1.1 201 Created\r\n")
+
+
+async def test_head_has_no_body_and_the_get_length() -> None:
+    out = await exchange_all(b"HEAD /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert body == b""
+    assert b"\r\nContent-Length: 10\r\n" in head  # len(b"HEAD /x 0:"), the body a GET gets
+
+
+async def test_reason_date_and_server_once_each() -> None:
+    async def custom_server(exchange: Exchange) -> None:
+        await exchange.respond(404, [(b"Server", b"mine")], b"")
+
+    out = await exchange_all(GET)
+    assert out.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert out.lower().count(b"\r\ndate: ") == 1
+    assert out.lower().count(b"\r\nserver: ") == 1
+    out = await exchange_all(GET, custom_server)
+    assert out.startswith(b"HTTP/1.1 404 Not Found\r\n")
+    assert out.lower().count(b"\r\nserver: ") == 1 and b"Server: mine" in out
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(101)) + b"\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 8200 + b"\r\n\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Huge: " + b"y" * 70000 + b"\r\n\r\n", 431),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n", 413),
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),  # no Host
+        (b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n folded\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x07b\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\na", 400),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"0\r\n\r\n", 400),
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET x.y:80 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"0\r\nContent-Length: 5\r\n\r\n", 400),
+    ],
+)
+async def test_bad_requests_get_a_precise_answer_and_a_close(request_bytes: bytes, status: int) -> None:
+    limits = Limits(max_body_size=1000)
+    whole = await exchange_all(request_bytes, limits=limits)
+    assert whole.startswith(b"HTTP/1.1 %d " % status), whole[:80]
+    assert b"\r\nConnection: close\r\n" in whole or b"\r\nconnection: close\r\n" in whole
+    by_byte = await exchange_all(request_bytes, limits=limits, chunk=1)
+    assert by_byte.split(b"\r\n", 1)[0] == whole.split(b"\r\n", 1)[0]
+
+
+async def test_chunked_body_over_the_limit_is_413() -> None:
+    body = b"".join(b"64\r\n" + b"x" * 100 + b"\r\n" for _ in range(20)) + b"0\r\n\r\n"
+    out = await exchange_all(
+        b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+        limits=Limits(max_body_size=1000),
+    )
+    assert out.startswith(b"HTTP/1.1 413 ")
+
+
+async def test_slow_head_gets_408() -> None:
+    async with http11_driver(echo, limits=Limits(header_timeout=0.2)) as (client_end, _):
+        await client_end.send(b"GET / HTTP/1.1\r\n")
+        out = await RawClient(client_end).read_all()
+    assert out.startswith(b"HTTP/1.1 408 ")
+
+
+async def test_idle_keep_alive_connection_is_closed_silently() -> None:
+    async with http11_driver(echo, limits=Limits(keep_alive_timeout=0.2)) as (client_end, _):
+        client = RawClient(client_end)
+        await client.send(GET)
+        await client.response()
+        assert await client.read_all() == b""
+
+
+async def test_max_requests_per_connection() -> None:
+    out = await exchange_all(GET * 3, limits=Limits(max_requests_per_connection=2))
+    assert out.count(b"HTTP/1.1 200 OK") == 2
+    assert out.count(b"Connection: close") == 1
+
+
+async def test_drain_closes_an_idle_connection_at_once() -> None:
+    async with http11_driver(echo) as (client_end, control):
+        client = RawClient(client_end)
+        await client.send(GET)
+        await client.response()
+        await anyio.wait_all_tasks_blocked()
+        control.drain()
+        assert await client.read_all(within=1) == b""
+
+
+async def test_unread_body_is_drained_to_keep_the_connection() -> None:
+    async with http11_driver(no_read) as (client_end, _):
+        client = RawClient(client_end)
+        await client.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+        head, _ = await client.response(b"POST")
+        assert head.status_code == 201
+        client.next_cycle()
+        await client.send(GET)
+        head, _ = await client.response()
+        assert head.status_code == 201

@@ -1,0 +1,55 @@
+"""Run a Skitai server inside a test's event loop, on an ephemeral port."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+import skitai
+from skitai.mounts import MountTable
+from skitai.server import Server
+
+
+@dataclass
+class Served:
+    server: Server
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@asynccontextmanager
+async def serving(**options: Any) -> AsyncIterator[Served]:
+    """Serve `skitai.Config(**options)` (port 0 unless given) while the block runs.
+
+    On exit the server is stopped gracefully and checked for leaks: no
+    connection left open, no worker busy, no file descriptor left over.
+    """
+    options.setdefault("port", 0)
+    config = skitai.Config.from_options(options)
+    mounts = await anyio.to_thread.run_sync(MountTable.from_config, config.mount)
+    server = Server(config, mounts)
+    fds_before = open_fds()
+    async with anyio.create_task_group() as tg:
+        addresses = await tg.start(lambda task_status: server.run(task_status=task_status))
+        host, port = addresses[0]
+        try:
+            yield Served(server, host, port)
+        finally:
+            tg.cancel_scope.cancel()
+    assert server.connection_count == 0, "connections left open"
+    assert server.pool.statistics()["busy"] == 0, "worker threads left busy"
+    # The listener, the wake-up socket pair and every connection are closed.
+    assert open_fds() <= fds_before, f"file descriptors leaked: {open_fds() - fds_before}"
