@@ -30,7 +30,7 @@ from typing import Any
 
 import skitai
 from skitai import runner
-from skitai.config import BACKENDS, Compression, Config, Limits, mount_list
+from skitai.config import BACKENDS, HTTP_PARSERS, Compression, Config, Limits, mount_list
 from skitai.errors import ConfigError
 from skitai.loader import resolve
 from skitai.mounts import normalize_point
@@ -202,6 +202,9 @@ SERVER_OPTIONS = (
     Option("threads", ("--threads",), _count(1), "worker threads running the apps", SERVER, "N"),
     Option("backend", ("--backend",), _one_of(BACKENDS), "event loop", SERVER,
            "{" + ",".join(BACKENDS) + "}"),
+    Option("http_parser", ("--http-parser",), _one_of(HTTP_PARSERS),
+           "HTTP/1.1 parser: httptools is faster, auto uses it when installed", SERVER,
+           "{" + ",".join(HTTP_PARSERS) + "}"),
     Option("grace", ("--grace",), _seconds,
            "seconds in-flight requests get to finish after SIGINT or SIGTERM", SERVER, "SECONDS"),
     Option("reload_interval", ("--reload-interval",), _interval,
@@ -230,19 +233,6 @@ SERVER_OPTIONS = (
            "do not log a line per request (logged by default)", LOGGING, const=False),
 )
 
-LIMIT_HELP = {  # name: (unit, help)
-    "max_request_line": ("BYTES", "longest request line; longer gets 414"),
-    "max_header_line": ("BYTES", "longest header line; longer gets 431"),
-    "max_headers": ("N", "header fields in one request; more get 431"),
-    "max_header_block": ("BYTES", "largest request head; larger gets 431"),
-    "max_body_size": ("BYTES", "largest request body, 0 for no limit; larger gets 413"),
-    "header_timeout": ("SECONDS", "from the first byte to the end of the request head; then 408"),
-    "body_timeout": ("SECONDS", "longest wait for the next piece of a request body; then 408"),
-    "keep_alive_timeout": ("SECONDS", "how long an idle connection stays open between requests"),
-    "send_timeout": ("SECONDS", "how long a client may stall the response before it is dropped"),
-    "max_requests_per_connection": ("N", "requests on one connection before it is closed, "
-                                         "0 for no limit"),
-}
 LIMIT_ALIASES = {"keep_alive_timeout": ("--keep-alive",)}
 UNIT_CONVERTERS: dict[str, Callable[[str], Any]] = {
     "BYTES": _size, "N": _count(0), "SECONDS": _seconds,
@@ -250,8 +240,7 @@ UNIT_CONVERTERS: dict[str, Callable[[str], Any]] = {
 
 
 def _limit_option(field: dataclasses.Field[Any]) -> Option:
-    fallback = ("SECONDS" if isinstance(field.default, float) else "N", "see skitai.Limits")
-    unit, text = LIMIT_HELP.get(field.name, fallback)
+    unit, text = field.metadata["unit"], field.metadata["help"]
     flags = ("--" + field.name.replace("_", "-"), *LIMIT_ALIASES.get(field.name, ()))
     return Option(field.name, flags, UNIT_CONVERTERS[unit], text, LIMITS, unit)
 

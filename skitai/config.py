@@ -17,6 +17,12 @@ from typing import Any
 from skitai.errors import ConfigError
 
 BACKENDS = ("asyncio", "trio")
+HTTP_PARSERS = ("auto", "h11", "httptools")
+
+
+def _limit(default: Any, unit: str, text: str) -> Any:
+    """A Limits field with its unit and meaning, which --help and the docs show."""
+    return field(default=default, metadata={"unit": unit, "help": text})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,22 +34,35 @@ class Limits:
     or a field line over 8190 bytes 431.
     """
 
-    max_request_line: int = 4094  # method, target and version; 414 over it
-    max_header_line: int = 8190  # one "name: value" line with its CRLF; 431
-    max_headers: int = 100  # header fields in one request; 431
-    max_header_block: int = 65536  # the whole head as it arrives; 431
-    max_body_size: int = 1 << 30  # request body; 413 (0 = no limit)
-    header_timeout: float = 10.0  # first byte to complete head; 408
-    body_timeout: float = 60.0  # longest wait for the next piece of a body; 408
-    keep_alive_timeout: float = 10.0  # idle time between requests before closing
-    send_timeout: float = 60.0  # longest a client may stall our writes
-    max_requests_per_connection: int = 0  # 0 = unlimited
+    max_request_line: int = _limit(4094, "BYTES", "longest request line; longer gets 414")
+    max_header_line: int = _limit(8190, "BYTES", "longest header line with its CRLF; longer gets 431")
+    max_headers: int = _limit(100, "N", "header fields in one request; more get 431")
+    max_header_block: int = _limit(65536, "BYTES", "largest request head; larger gets 431")
+    max_body_size: int = _limit(1 << 30, "BYTES", "largest request body, 0 for no limit; larger gets 413")
+    header_timeout: float = _limit(
+        10.0, "SECONDS", "from the first byte to the end of the request head; then 408"
+    )
+    body_timeout: float = _limit(
+        60.0, "SECONDS", "longest wait for the next piece of a request body; then 408"
+    )
+    keep_alive_timeout: float = _limit(
+        10.0, "SECONDS", "how long an idle connection stays open between requests"
+    )
+    send_timeout: float = _limit(
+        60.0, "SECONDS", "how long a client may stall the response before it is dropped"
+    )
+    handshake_timeout: float = _limit(10.0, "SECONDS", "longest TLS handshake; a stalled client is dropped")
+    max_requests_per_connection: int = _limit(
+        0, "N", "requests on one connection before it is closed, 0 for no limit"
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-                raise ConfigError(f"{f.name} must be a number >= 0, not {value!r}")
+            kind = int if f.type in (int, "int") else (int, float)
+            if isinstance(value, bool) or not isinstance(value, kind) or value < 0:
+                what = "an integer" if kind is int else "a number"
+                raise ConfigError(f"{f.name} must be {what} >= 0, not {value!r}")
 
 
 LIMIT_NAMES = frozenset(f.name for f in dataclasses.fields(Limits))
@@ -80,6 +99,7 @@ class Config:
     port: int = 5000
     threads: int = 4
     backend: str = "asyncio"
+    http_parser: str = "auto"  # HTTP/1.1: "h11", "httptools" (faster), or "auto": httptools if installed
     certfile: str | None = None
     keyfile: str | None = None
     passphrase: str | None = None
@@ -96,8 +116,16 @@ class Config:
     compression: Compression = field(default_factory=Compression)
 
     def __post_init__(self) -> None:
+        if isinstance(self.compression, bool):  # compression=False is the short way
+            object.__setattr__(self, "compression", Compression(enabled=self.compression))
+        if not isinstance(self.compression, Compression):
+            raise ConfigError(f"compression must be a bool or skitai.Compression, not {self.compression!r}")
+        if not isinstance(self.limits, Limits):
+            raise ConfigError(f"limits must be a skitai.Limits, not {self.limits!r}")
         if self.backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
+        if self.http_parser not in HTTP_PARSERS:
+            raise ConfigError(f"http_parser must be one of {HTTP_PARSERS}, not {self.http_parser!r}")
         if not isinstance(self.threads, int) or isinstance(self.threads, bool) or self.threads < 1:
             raise ConfigError(f"threads must be an integer >= 1, not {self.threads!r}")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:

@@ -14,6 +14,7 @@ from typing import Any
 from skitai import static, txn
 from skitai.config import Config
 from skitai.errorpages import HTML, error_page
+from skitai.errors import RemoteProtocolError
 from skitai.log import access_line, access_log
 from skitai.mounts import AppMount, MountTable
 from skitai.protocols.events import Exchange
@@ -42,6 +43,10 @@ class RequestHandler:
         gtxnid, ltxnid = txn.assign(exchange.request)
         try:
             await self._dispatch(exchange, gtxnid, ltxnid)
+        except RemoteProtocolError as exc:
+            if not exchange.response_started:
+                exchange.stats.status = exc.status  # the driver answers it after this line
+            raise
         finally:
             if self.access_log and access_log.isEnabledFor(logging.INFO):
                 access_log.info("%s", access_line(exchange, gtxnid, ltxnid))

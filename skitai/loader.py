@@ -101,10 +101,14 @@ def _loaded(source: AppSource) -> Any:
 
 
 def find_source(app: Any) -> AppSource | None:
-    """Where an app object passed directly lives, by looking for a global bound to it."""
-    names = [getattr(app, "__module__", None), "__main__"]
+    """Where an app object passed directly lives, by looking for a global bound to it.
+
+    Tried in order: the module the object's class or function names, the
+    module a Flask-style app names as `import_name`, and the running script.
+    """
+    names = [getattr(app, "__module__", None), getattr(app, "import_name", None), "__main__"]
     for name in names:
-        module = sys.modules.get(name) if name else None
+        module = sys.modules.get(name) if isinstance(name, str) else None
         if module is None:
             continue
         for attr, value in vars(module).items():

@@ -23,6 +23,7 @@ import logging.handlers
 import os
 import queue
 import sys
+import time
 from collections.abc import Callable
 
 from skitai.protocols.events import Exchange
@@ -56,8 +57,9 @@ def access_line(exchange: Exchange, gtxnid: str, ltxnid: int) -> str:
     client = f"{request.client[0]}:{request.client[1]}" if request.client else "-"
     host = request.header(b"host")
     agent = request.header(b"user-agent")
-    responded = stats.responded or stats.finished or stats.started
-    finished = stats.finished or responded
+    now = time.monotonic()
+    responded = stats.responded or stats.finished or now  # never answered: until now
+    finished = stats.finished or now
     handling = (responded - stats.started) * 1000
     transfer = (finished - responded) * 1000
     line = request.request_line

@@ -56,14 +56,23 @@ def run(**options: Any) -> None:
                            backend_options=_backend_options(config.backend))
     except KeyboardInterrupt:
         forced = True
-    finally:
-        busy = [t for t in threading.enumerate() if t.name == "AnyIO worker thread" and t.is_alive()]
-        if busy and forced:
-            log.warning("exiting with %d app threads still running", len(busy))
-        stop_logging()
-    if forced:
+    stuck = _app_threads_still_running()
+    if stuck:
+        log.warning("exiting with %d app threads still running past the grace deadline", stuck)
+    stop_logging()
+    if forced or stuck:
+        # Python would wait for those threads at exit; the deadline has passed.
         sys.stdout.flush()
-        os._exit(1)
+        sys.stderr.flush()
+        os._exit(1 if forced else 0)
+
+
+def _app_threads_still_running(wait: float = 0.5) -> int:
+    """Worker threads that are still inside an app once the event loop has ended."""
+    workers = [t for t in threading.enumerate() if t.name == "AnyIO worker thread"]
+    for thread in workers:
+        thread.join(wait / max(len(workers), 1))
+    return sum(thread.is_alive() for thread in workers)
 
 
 async def _main(config: Config, mounts: MountTable) -> bool:

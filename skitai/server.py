@@ -17,18 +17,26 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Sequence
+import ssl
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
+from anyio.streams.tls import TLSStream
 
 from skitai.config import Config
 from skitai.handler import RequestHandler
 from skitai.mounts import MountTable
+from skitai.protocols import http11_driver
 from skitai.protocols.http11 import HTTP11Connection
 from skitai.protocols.sockets import SocketStream, TCPListener, bind_tcp
 from skitai.protocols.timeouts import ConnectionControl, sweep, sweep_interval
 from skitai.threadpool import LoopCallbacks, WorkerPool
+from skitai.tls import server_context
+
+if TYPE_CHECKING:
+    from skitai.protocols.http11_fast import FastHTTP11Connection
 
 log = logging.getLogger("skitai.server")
 
@@ -51,6 +59,12 @@ class Server:
         self._finished = anyio.Event()
         self._accepting = anyio.CancelScope()
         self._conns_scope: anyio.CancelScope | None = None
+        self._driver_class: Callable[..., HTTP11Connection | FastHTTP11Connection] = (
+            http11_driver(config.http_parser)
+        )
+        self._tls: ssl.SSLContext | None = None
+        if config.certfile:
+            self._tls = server_context(config.certfile, config.keyfile, config.passphrase)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -89,7 +103,8 @@ class Server:
         listeners = bind_tcp(config.address, config.port, config.backlog)
         self.addresses = [listener.address for listener in listeners]
         for address in self.addresses:
-            log.info("listening on http://%s", _format_address(address))
+            scheme = "https" if self._tls else "http"
+            log.info("listening on %s://%s", scheme, _format_address(address))
         return listeners
 
     async def _serve_shielded(
@@ -162,20 +177,50 @@ class Server:
         self._connection_count += 1
         control = ConnectionControl(self._connection_count, on_close=self._connections.discard)
         self._connections.add(control)
-        config = self.config
-        connection = HTTP11Connection(
+        if self._tls is not None:
+            conns.start_soon(self._serve_tls, stream, client, control)
+            return
+        # The driver's run() is the task itself: one coroutine frame less per
+        # idle connection. It logs its own failures.
+        conns.start_soon(self._driver(stream, client, stream.local_address(), "http", control).run)
+
+    def _driver(
+        self,
+        stream: anyio.abc.ByteStream,
+        client: tuple[str, int],
+        server: tuple[str, int],
+        scheme: str,
+        control: ConnectionControl,
+    ) -> HTTP11Connection | FastHTTP11Connection:
+        return self._driver_class(
             stream,
             self.handler,
-            limits=config.limits,
-            scheme="http",
+            limits=self.config.limits,
+            scheme=scheme,
             client=client,
-            server=stream.local_address(),
+            server=server,
             control=control,
             server_header=self._server_header,
         )
-        # The driver's run() is the task itself: one coroutine frame less per
-        # idle connection. It logs its own failures.
-        conns.start_soon(connection.run)
+
+    async def _serve_tls(
+        self, raw: SocketStream, client: tuple[str, int], control: ConnectionControl
+    ) -> None:
+        assert self._tls is not None
+        server = raw.local_address()
+        try:
+            with anyio.fail_after(self.config.limits.handshake_timeout or None):
+                stream = await TLSStream.wrap(raw, server_side=True, ssl_context=self._tls,
+                                              standard_compatible=False)
+        except (TimeoutError, anyio.BrokenResourceError, anyio.EndOfStream, ssl.SSLError,
+                OSError) as exc:
+            cause = exc.__cause__ or exc
+            log.warning("%s:%d TLS handshake failed: %s", client[0], client[1],
+                        "timed out" if isinstance(exc, TimeoutError) else cause)
+            await raw.aclose()
+            self._connections.discard(control)
+            return
+        await self._driver(stream, client, server, "https", control).run()
 
 
 def _format_address(address: tuple[str, int]) -> str:

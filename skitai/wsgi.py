@@ -57,8 +57,11 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-class _Abandoned(Exception):
-    """The response can no longer be delivered; stop producing it."""
+class _Abandoned(BaseException):
+    """The response can no longer be delivered; stop producing it.
+
+    A BaseException, so an app's `except Exception` cannot swallow it.
+    """
 
 
 class WsgiErrors:
@@ -448,7 +451,10 @@ class WsgiCall:
         try:
             while True:
                 await self._wake.wait()
-                self._wake = anyio.Event()
+                # A fresh event before draining, unless the worker is finished
+                # ("done" is its last post): anything posted from now on sets it.
+                if not (outbox and outbox[-1][0] == "done"):
+                    self._wake = anyio.Event()
                 # Clear the flag before draining: anything posted from now on
                 # is either drained below or sends a fresh wake-up.
                 self._notified = False

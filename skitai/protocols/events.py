@@ -12,7 +12,7 @@ Header names are lower-case bytes, values bytes, in arrival order.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 Headers = Sequence[tuple[bytes, bytes]]
@@ -68,7 +68,6 @@ class ExchangeStats:
     bytes_in: int = 0  # request body bytes received
     bytes_out: int = 0  # response body bytes sent (after compression)
     user: str | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 class Exchange(Protocol):

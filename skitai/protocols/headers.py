@@ -8,6 +8,9 @@ from email.utils import formatdate
 from http import HTTPStatus
 
 REASONS: dict[int, bytes] = {s.value: s.phrase.encode("ascii") for s in HTTPStatus}
+# RFC 9110 renamed these; Python's table still has the RFC 7231 names.
+REASONS.update({413: b"Content Too Large", 414: b"URI Too Long", 416: b"Range Not Satisfiable",
+                422: b"Unprocessable Content"})
 
 # RFC 9110 5.5: field values are VCHAR, obs-text, SP and HTAB; every other
 # control character (NUL, BEL, DEL, bare CR or LF, ...) makes the field invalid.

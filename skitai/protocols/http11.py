@@ -22,6 +22,7 @@ Timeouts: `keep_alive_timeout` while waiting for the first byte of a request
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -42,8 +43,9 @@ from skitai.errors import (
     TargetTooLong,
     VersionNotSupported,
 )
-from skitai.protocols.events import ExchangeStats, Headers, Request
+from skitai.protocols.events import Exchange, ExchangeStats, Headers, Request
 from skitai.protocols.headers import DATE, has_bad_field_byte, reason_phrase
+from skitai.protocols.sockets import linger
 from skitai.protocols.timeouts import BODY, HEAD, IDLE, SEND, ConnectionControl
 
 log = logging.getLogger("skitai.server")
@@ -56,17 +58,20 @@ DRAIN_TIMEOUT = 2.0
 _FORBIDDEN_TRAILERS = frozenset(
     {b"content-length", b"transfer-encoding", b"host", b"connection", b"te", b"trailer"}
 )
+_BYTEARRAY = re.compile(r"bytearray\((b'.*?'|b\".*?\")\)")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_HEAD_END = re.compile(rb"\n\r?\n")  # the blank line ending a head, as h11 finds it
 _SINGLETONS = frozenset({b"host", b"content-length", b"content-type", b"transfer-encoding"})
 
-Handler = Callable[["HTTP11Exchange"], Awaitable[None]]
+Handler = Callable[[Exchange], Awaitable[None]]
 
 
 class HTTP11Connection:
     """Serves HTTP/1.x requests on one byte stream until either side closes."""
 
     __slots__ = (
-        "_client", "_exchange", "_h11", "_handler", "_limits", "_receive_closed", "_requests",
-        "_scheme", "_server", "_server_header", "_stream", "control",
+        "_answering_head", "_client", "_exchange", "_h11", "_handler", "_limits", "_pending",
+        "_receive_closed", "_requests", "_scheme", "_server", "_server_header", "_stream", "control",
     )
 
     def __init__(
@@ -81,6 +86,7 @@ class HTTP11Connection:
         control: ConnectionControl,
         server_header: bytes,
         initial_data: bytes = b"",
+        requests: int = 0,
     ) -> None:
         self._stream = stream
         self._handler = handler
@@ -90,21 +96,23 @@ class HTTP11Connection:
         self._server = server
         self.control = control
         self._server_header = server_header
-        self._h11 = self._new_state_machine(initial_data)
-        self._requests = 0
+        self._h11 = self._new_state_machine()
+        self._pending = initial_data  # received, not yet given to h11 (see _feed)
+        self._requests = requests  # requests already served on this connection
         self._receive_closed = False
+        self._answering_head = False  # the request being answered is HEAD: no body in an error
         self._exchange: HTTP11Exchange | None = None
 
-    def _new_state_machine(self, data: bytes = b"") -> h11.Connection:
-        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self._limits.max_header_block)
-        if data:
-            conn.receive_data(data)
-        return conn
+    def _new_state_machine(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self._limits.max_header_block)
 
     # -------------------------------------------------------------- I/O
 
     async def receive(self) -> bytes:
         """Bytes from the client; b"" once it has closed its side."""
+        if self._pending:
+            data, self._pending = self._pending, b""
+            return data
         if self._receive_closed:
             return b""
         try:
@@ -113,6 +121,23 @@ class HTTP11Connection:
             data = b""  # h11 reads b"" as EOF
         if not data:
             self._receive_closed = True
+        return data
+
+    def _feed(self, data: bytes) -> bytes:
+        """Give h11 what fits of `data`, keep the rest for `receive`; return what fitted.
+
+        h11 answers 431 once more than max_header_block bytes of what it
+        waits for (a head, a chunk-size line, trailers) are buffered: a long
+        one arriving in pieces is refused, while the same bytes read at once
+        would be parsed. With h11 never holding more than the limit plus one
+        byte, a longer one is never there whole and is refused however its
+        bytes arrive.
+        """
+        h = self._h11
+        room = self._limits.max_header_block + 1 - len(h._receive_buffer)  # no public size
+        if len(data) > room:
+            data, self._pending = data[:room], data[room:]
+        h.receive_data(data)
         return data
 
     async def send(self, data: bytes) -> None:
@@ -152,6 +177,7 @@ class HTTP11Connection:
                     await self._answer_error(late)
         except RemoteProtocolError as exc:
             await self._answer_error(exc)
+            await linger(self._stream)
         except ClientDisconnected:
             pass
         except Exception:
@@ -202,7 +228,9 @@ class HTTP11Connection:
         try:
             data = h.send(h11.Response(status_code=exc.status, headers=headers,
                                        reason=reason_phrase(exc.status)))
-            data += h.send(h11.Data(data=body)) + h.send(h11.EndOfMessage())
+            if not self._answering_head:
+                data += h.send(h11.Data(data=body))
+            data += h.send(h11.EndOfMessage())
             await self.send(data)
         except (h11.LocalProtocolError, ClientDisconnected):
             pass
@@ -216,7 +244,8 @@ class HTTP11Connection:
             leftover, closed = h.trailing_data
             if closed:
                 return False
-            self._h11 = self._new_state_machine(leftover)
+            self._h11 = self._new_state_machine()
+            self._pending = leftover + self._pending
             return True
         if h.our_state is not h11.DONE or exchange.continue_unanswered:
             return False  # a client still waiting for 100 Continue may never send its body
@@ -255,36 +284,35 @@ class HTTP11Connection:
     async def _receive_request(self) -> Request | None:
         h = self._h11
         control = self.control
+        self._answering_head = False
         head = [h.trailing_data[0]]
         event = self.next_event()
         if event is h11.NEED_DATA:
             limits = self._limits
-            if control.draining:
+            if control.draining and not head[0]:
                 return None
-            control.idle = True
-            control.arm(IDLE, limits.keep_alive_timeout)
+            # Idle only with nothing of the next request here yet.
+            control.idle = not head[0]
+            control.arm(IDLE if control.idle else HEAD,
+                        limits.keep_alive_timeout if control.idle else limits.header_timeout)
             try:
-                data = await self._stream.receive(READ_SIZE)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                data = b""
+                data = await self.receive()
             finally:
                 control.idle = False
-            if not data:
-                return None
-            head.append(data)
-            h.receive_data(data)
+            if not data and not head[0]:
+                return None  # closed between requests; EOF inside a request is h11's to judge
+            head.append(self._feed(data))
             event = self.next_event()
             if event is h11.NEED_DATA:
                 control.arm(HEAD, limits.header_timeout)
                 while event is h11.NEED_DATA:
-                    data = await self.receive()
-                    head.append(data)
-                    h.receive_data(data)
+                    head.append(self._feed(await self.receive()))
                     event = self.next_event()
             control.disarm()
         if type(event) is not h11.Request:
             return None  # ConnectionClosed
         self._requests += 1
+        self._answering_head = event.method == b"HEAD"
         return self._to_request(event, b"".join(head))
 
     # -------------------------------------------------------------- validation
@@ -337,10 +365,11 @@ class HTTP11Connection:
 
 def _check_head(raw: bytes, limits: Limits) -> None:
     """Checks that need the head as sent, before h11 normalised it."""
-    end = raw.find(b"\r\n\r\n")
-    if end < 0:
-        end = raw.find(b"\n\n")
-    head = raw[: end + 2] if end >= 0 else raw
+    end = _HEAD_END.search(raw)
+    head = raw[: end.start() + 1] if end else raw
+    if _BARE_LF.search(head):
+        # RFC 9112 2.2 lets a server accept it; llhttp does not, and neither do we
+        raise BadRequest("bare LF in request head")
     if b"\n " in head or b"\n\t" in head:
         raise BadRequest("obsolete line folding in header")
     if has_bad_field_byte(head.replace(b"\r\n", b"\n").replace(b"\n", b"")):
@@ -380,7 +409,7 @@ def _header(headers: Headers, name: bytes) -> bytes | None:
 
 
 def _translate(exc: h11.RemoteProtocolError) -> RemoteProtocolError:
-    message = str(exc)
+    message = _BYTEARRAY.sub(r"\1", str(exc))  # h11 quotes offending bytes as bytearray(b'...')
     status = exc.error_status_hint
     if status == 431:
         return HeadersTooLarge("request head over the size limit")
@@ -455,7 +484,7 @@ class HTTP11Exchange:
                     data = await conn.receive()
                 finally:
                     conn.control.disarm()
-                h.receive_data(data)
+                conn._feed(data)
                 continue
             kind = type(event)
             if kind is h11.Data:
@@ -486,7 +515,7 @@ class HTTP11Exchange:
         if not has_server:
             out.append((b"Server", conn._server_header))
         limit = conn._limits.max_requests_per_connection
-        if conn.control.draining or (limit and conn._requests >= limit):
+        if conn.control.draining or (limit and conn._requests >= limit) or self.continue_unanswered:
             out.append((b"Connection", b"close"))
             self._keep_alive_10 = False
         return out

@@ -181,3 +181,21 @@ def _host_port(address: Any) -> tuple[str, int]:
     if isinstance(address, tuple) and len(address) >= 2:
         return str(address[0]), int(address[1])
     return str(address), 0
+
+
+async def linger(stream: anyio.abc.ByteStream, *, seconds: float = 2.0, limit: int = 1 << 20) -> None:
+    """Half-close, then read what the client still sends, before the caller closes.
+
+    Closing a socket with unread input makes the kernel reset the
+    connection, which can destroy an error answer the client has not read
+    yet (a 413 or 431 sent while the request is still arriving).
+    """
+    with anyio.move_on_after(seconds, shield=True):
+        try:
+            await stream.send_eof()
+            while limit > 0:
+                limit -= len(await stream.receive(RECEIVE_SIZE))
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
+                NotImplementedError, OSError):
+            return
+

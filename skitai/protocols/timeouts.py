@@ -37,6 +37,11 @@ class ConnectionControl:
         self.deadline = math.inf
         self.expired: str | None = None  # the phase whose deadline passed
 
+    def renew(self) -> None:
+        """A fresh scope for a driver that takes over this connection."""
+        if not self.scope.cancel_called:
+            self.scope = anyio.CancelScope()
+
     def arm(self, phase: str, timeout: float) -> None:
         self.phase = phase
         self.deadline = time.monotonic() + timeout if timeout else math.inf

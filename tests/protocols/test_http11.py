@@ -220,3 +220,67 @@ async def test_unread_body_is_drained_to_keep_the_connection() -> None:
         await client.send(GET)
         head, _ = await client.response()
         assert head.status_code == 201
+
+
+async def test_partial_request_after_a_complete_one_gets_400_at_eof() -> None:
+    # The second head is already buffered when EOF comes: a cut-short
+    # request, as when its bytes arrive one by one, not an idle close.
+    out = await exchange_all(GET + b"GET / HT")
+    assert out.count(b"HTTP/1.1 200 OK") == 1
+    assert b"HTTP/1.1 400 " in out
+
+
+# Regression tests for the h11 driver; the httptools driver fails them still.
+h11_only = pytest.mark.parametrize("http_parser", ["h11"], indirect=True)
+
+
+async def test_bare_lf_heads_are_refused() -> None:
+    # RFC 9112 2.2 allows either; both parsers refuse, so they agree.
+    for request in (b"GET / HTTP/1.1\nHost: x\n\n",
+                    b"POST / HTTP/1.1\r\nHost: x\nContent-Length: 5\r\n\r\n\x00\r\n\r\n"):
+        out = await exchange_all(request)
+        assert out.startswith(b"HTTP/1.1 400 "), out[:60]
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"HEAD * HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    (b"HEAD /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    (b"HEAD / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nHost: y\r\n\r\n", 400),
+])
+async def test_refused_head_request_gets_its_error_head(request_bytes: bytes, status: int) -> None:
+    out = await exchange_all(request_bytes)
+    assert out.startswith(b"HTTP/1.1 %d " % status)
+    assert out.endswith(b"\r\n\r\n")  # a response to HEAD has no body
+
+
+CHUNKED = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def _head_of(length: int, *lines: bytes) -> bytes:
+    """A GET whose head, blank line included, is `length` bytes long."""
+    start = b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(line + b"\r\n" for line in lines)
+    return start + b"X: " + b"a" * (length - len(start) - 7) + b"\r\n\r\n"
+
+
+@h11_only
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (_head_of(101), 200),  # h11 waits with 100 bytes of it at most: not over the limit
+    (_head_of(102), 431),
+    (_head_of(150, b"not a field line"), 431),  # too long is found before malformed
+    (_head_of(150, b"Transfer-Encoding: gzip"), 431),
+    (b" " + _head_of(150), 400),  # h11 refuses this from its first byte
+    (CHUNKED + b"1;" + b"e" * 150 + b"\r\nx\r\n0\r\n\r\n", 431),  # a chunk-size line
+    (CHUNKED + b"1\nx\n0\n\n" + b"y" * 150 + b"\r\n", 431),  # LF does not end one
+    (CHUNKED + b"0\r\n" + b"X-T: 1\r\n" * 20 + b"\r\n", 431),  # trailers
+])
+async def test_long_head_or_line_is_judged_the_same_whole_or_byte_by_byte(
+    request_bytes: bytes, status: int
+) -> None:
+    # h11 refuses what it waits for once more than max_header_block bytes
+    # of it are buffered, so a long head, chunk-size line or trailer section
+    # arriving byte by byte is refused before it is parsed; arriving whole,
+    # it must be refused alike.
+    limits = Limits(max_header_block=100)
+    for chunk in (None, 1):
+        out = await exchange_all(request_bytes, limits=limits, chunk=chunk)
+        assert out.startswith(b"HTTP/1.1 %d " % status), (chunk, out[:40])

@@ -26,6 +26,10 @@ class Served:
         return f"http://{self.host}:{self.port}"
 
 
+# The HTTP/1.1 parser serving() uses unless told otherwise; a conftest may switch it.
+HTTP_PARSER = {"name": "auto"}
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -38,6 +42,7 @@ async def serving(**options: Any) -> AsyncIterator[Served]:
     connection left open, no worker busy, no file descriptor left over.
     """
     options.setdefault("port", 0)
+    options.setdefault("http_parser", HTTP_PARSER["name"])
     config = skitai.Config.from_options(options)
     mounts = await anyio.to_thread.run_sync(MountTable.from_config, config.mount)
     server = Server(config, mounts)

@@ -11,8 +11,9 @@ import anyio
 import anyio.abc
 
 from skitai.config import Limits
-from skitai.protocols.http11 import HTTP11Connection
+from skitai.protocols import http11_driver as driver_for
 from skitai.protocols.timeouts import ConnectionControl, sweep, sweep_interval
+from tests.support.servers import HTTP_PARSER
 
 
 async def socket_pair() -> tuple[anyio.abc.SocketStream, anyio.abc.SocketStream]:
@@ -29,7 +30,7 @@ async def http11_driver(
     server_end, client_end = await socket_pair()
     control = ConnectionControl(1)
     limits = limits or Limits()
-    driver = HTTP11Connection(
+    driver = driver_for(HTTP_PARSER["name"])(
         server_end, handler, limits=limits, scheme="http",
         client=("127.0.0.1", 40000), server=("127.0.0.1", 5000), control=control,
         server_header=b"Skitai",

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Skitai against the peer servers, in the same run, once per anyio backend.
+#
+#   bash bench/run.sh                 # throughput, p99, RSS: ~7 min per backend
+#   bash bench/run.sh idle            # memory per idle keep-alive connection (5,000)
+#   DUR=2 REPS=1 bash bench/run.sh    # check the commands work (figures meaningless)
+#
+# Uses the shared harness (SHARED_BENCH, default ../shared/bench next to this
+# checkout) and its venv of peers (made once by its setup_anchors.sh). Our
+# server runs from this checkout's .venv. Results: bench/results/*.md.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+SHARED="${SHARED_BENCH:-$ROOT/../shared/bench}"
+BACKENDS="${BACKENDS:-asyncio trio}"
+PEERS="${PEERS:-waitress,hypercorn-trio-wsgi,hypercorn-asyncio-wsgi,uvicorn-h11,gunicorn-gthread}"
+IDLE_PEERS="${IDLE_PEERS:-uvicorn-h11,hypercorn-trio-asgi}"
+PYTHON="$ROOT/.venv/bin/python"
+[ -x "$PYTHON" ] || { echo "no .venv: run the README's install command first" >&2; exit 1; }
+[ -d "$SHARED" ] || { echo "no shared bench harness at $SHARED (set SHARED_BENCH)" >&2; exit 1; }
+mkdir -p "$ROOT/bench/results"
+
+command_for() {  # the skitai command line the harness runs, for one backend
+    echo "$PYTHON -m skitai --host 127.0.0.1 --port {PORT} --backend $1 --no-access-log $2 apps:wsgi_app"
+}
+
+for backend in $BACKENDS; do
+    echo "== skitai on $backend: ${1:-throughput}" >&2
+    if [ "${1:-}" = idle ]; then
+        EXTRA_NAME="skitai-$backend" EXTRA_MODES="http" \
+        EXTRA_CMD="$(command_for "$backend" "--keep-alive 600 --backlog 4096")" \
+        SERVERS="extra,$IDLE_PEERS" N="${N:-5000}" OUT="$ROOT/bench/results/idle-$backend.md" \
+            bash "$SHARED/run_idle.sh"
+    else
+        EXTRA_NAME="skitai-$backend" EXTRA_MODE="wsgi, anyio/$backend" \
+        EXTRA_CMD="$(command_for "$backend" "")" \
+        SERVERS="extra,$PEERS" OUT="$ROOT/bench/results/anchors-$backend.md" \
+            bash "$SHARED/run_anchors.sh"
+    fi
+done

@@ -1,0 +1,1 @@
+"""Property-based fuzzers of the protocol drivers (see README.md)."""

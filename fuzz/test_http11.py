@@ -1,0 +1,82 @@
+"""Fuzz the HTTP/1.1 driver against one invariant.
+
+Any byte sequence, sent whole, byte by byte or in drawn pieces, on either
+backend, gets well-formed responses: the test handler's answers, then at
+most one 4xx (or 501/505) from the driver followed by a close. Every way of
+sending gets the same answers, and each conversation leaves no task,
+thread or file descriptor behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import event, given
+from hypothesis import strategies as st
+
+from fuzz.answers import Answer, check_answers, decode
+from fuzz.budget import FUZZ_SETTINGS, FUZZ_TIMEOUT, Progress
+from fuzz.harness import (
+    BACKENDS,
+    DEFAULT_LIMITS,
+    HANDLERS,
+    PARSERS,
+    SMALL_LIMITS,
+    converse_cleanly,
+    pieces_of,
+)
+from fuzz.http11_requests import pipelines
+from skitai.config import Limits
+
+any_handler = st.sampled_from(sorted(HANDLERS))
+any_limits = st.sampled_from((SMALL_LIMITS, DEFAULT_LIMITS))
+any_cuts = st.lists(st.integers(1, 64), max_size=24)
+
+
+def answers_every_way(data: bytes, cut_sizes: Sequence[int], handler: str,
+                      limits: Limits, parser: str) -> list[Answer]:
+    """The answers to `data`, after checking they are valid and the same every way."""
+    splits = {
+        "whole": [data],
+        "byte by byte": [data[i : i + 1] for i in range(len(data))],
+        "in drawn pieces": pieces_of(data, cut_sizes),
+    }
+    reference: list[Answer] | None = None
+    for backend in BACKENDS:
+        for split, pieces in splits.items():
+            answers = decode(converse_cleanly(backend, pieces, handler, limits, parser))
+            check_answers(answers)
+            if reference is None:
+                reference = answers
+            assert answers == reference, f"sent {split} on {backend}, the answers differ"
+    assert reference is not None
+    return reference
+
+
+def report(answers: Sequence[Answer]) -> None:
+    """Show how deep the fuzzing got (`--hypothesis-show-statistics`)."""
+    served = sum(1 for answer in answers if answer.echo is not None)
+    event(f"handler answers: {served if served < 3 else '3 or more'}")
+    refused = [answer.status for answer in answers if answer.echo is None]
+    event(f"driver answer: {refused[0] if refused else 'none'}")
+
+
+@pytest.mark.timeout(FUZZ_TIMEOUT)
+@pytest.mark.parametrize("parser", PARSERS)
+@FUZZ_SETTINGS
+@given(data=st.binary(max_size=512), cut_sizes=any_cuts, handler=any_handler, limits=any_limits)
+def test_arbitrary_bytes(data: bytes, cut_sizes: list[int], handler: str, limits: Limits,
+                         parser: str, progress: Progress) -> None:
+    report(answers_every_way(data, cut_sizes, handler, limits, parser))
+    progress("arbitrary bytes")
+
+
+@pytest.mark.timeout(FUZZ_TIMEOUT)
+@pytest.mark.parametrize("parser", PARSERS)
+@FUZZ_SETTINGS
+@given(data=pipelines(), cut_sizes=any_cuts, handler=any_handler, limits=any_limits)
+def test_mutated_requests(data: bytes, cut_sizes: list[int], handler: str, limits: Limits,
+                          parser: str, progress: Progress) -> None:
+    report(answers_every_way(data, cut_sizes, handler, limits, parser))
+    progress("mutated requests")

@@ -1,0 +1,649 @@
+"""HTTP/1.1 (and 1.0) server driver on httptools (llhttp), for speed.
+
+The same contract as the h11 driver in `http11.py` (the same `Exchange`,
+limits, timeouts and answers to bad input), at a fraction of the cost per
+request: llhttp parses in C, and response heads are assembled here instead
+of by a general-purpose state machine. `Config.http_parser` picks it ("auto"
+does when httptools is installed); docs/discussion/http11-parsers.md says
+why both exist.
+
+Theory: llhttp is push-style: `feed_data()` calls back for each piece of a
+message. The callbacks only append events ("head", "body", "end") to a
+deque; the driver then pulls from the deque exactly as the h11 driver pulls
+from h11, and reads from the socket only when the deque is empty. A request
+with `Upgrade` (which llhttp stops parsing at) is handed, with the rest of
+the connection, to the h11 driver, which knows how to read its body.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from typing import Any
+
+import anyio
+import anyio.abc
+import httptools
+
+from skitai.config import Limits
+from skitai.errors import (
+    BadRequest,
+    BodyTooLarge,
+    ClientDisconnected,
+    HeadersTooLarge,
+    NotImplementedHere,
+    RemoteProtocolError,
+    RequestTimeout,
+    TargetTooLong,
+    VersionNotSupported,
+)
+from skitai.protocols import http11
+from skitai.protocols.events import ExchangeStats, Headers, Request
+from skitai.protocols.headers import DATE, reason_phrase
+from skitai.protocols.sockets import linger
+from skitai.protocols.timeouts import BODY, HEAD, IDLE, SEND, ConnectionControl
+
+log = logging.getLogger("skitai.server")
+
+READ_SIZE = 65536
+DRAIN_LIMIT = 262144
+DRAIN_TIMEOUT = 2.0
+_NO_BODY_STATUS = frozenset({204, 304})
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive"})
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _Parser:
+    """llhttp callbacks turned into a deque of events, with the size limits applied."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.events: deque[tuple[Any, ...]] = deque()
+        self.parser = httptools.HttpRequestParser(self)
+        # 1.0 requests and "Connection: close" end the connection after their
+        # response: the driver decides that; llhttp must not fail on what follows.
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self.in_head = False
+        self.head_bytes = 0  # bytes of reads that continued an unfinished head
+        self.head_size = 0  # bytes of the head's complete lines so far
+        self.method = b""  # of the message being parsed, known from its URL on
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.trailers = False
+        self.error: RemoteProtocolError | None = None  # found after events still to be used
+
+    def feed(self, data: bytes) -> int | None:
+        """Parse data; the offset where an upgraded protocol starts, else None.
+
+        A head over `max_header_block` is refused as its lines complete; one
+        endless line is refused once the reads continuing it pass the limit.
+        An error found after complete events waits in `error` until they
+        are used up, so what came before it is answered as it would be had
+        the bytes arrived one by one.
+        """
+        if self.error is not None:
+            raise self.error
+        try:
+            return self._feed(data)
+        except RemoteProtocolError as error:
+            if not self.events:
+                raise
+            self.error = error
+            return None
+
+    def _feed(self, data: bytes) -> int | None:
+        if self.in_head:
+            self.head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            return int(upgrade.args[0])
+        except httptools.HttpParserCallbackError as exc:
+            context = exc.__context__
+            if isinstance(context, RemoteProtocolError):
+                raise context from None
+            raise BadRequest(str(exc)) from exc
+        except httptools.HttpParserInvalidMethodError as exc:
+            # llhttp knows a fixed list of methods and stops at the first byte
+            # that leaves it, before the rest of the line is there: it cannot
+            # tell an unknown method from garbage, so neither do we.
+            raise BadRequest("unknown or malformed method") from exc
+        except httptools.HttpParserError as exc:
+            message = str(exc)
+            if "Transfer-Encoding" in message and "Content-Length" not in message:
+                raise NotImplementedHere(message) from exc
+            if message == "Invalid HTTP version":  # a well-formed version we do not speak
+                raise VersionNotSupported("HTTP version not supported on this port") from exc
+            raise BadRequest(message) from exc
+        if self.in_head and self.head_bytes > self.limits.max_header_block:
+            raise HeadersTooLarge("request head over the size limit")
+        return None
+
+    # ---- llhttp callbacks
+
+    def on_message_begin(self) -> None:
+        self.in_head = True
+        self.head_bytes = 0
+        self.head_size = 0
+        self.trailers = False
+        self.method = b""
+        self.url = b""
+        self.headers = []
+
+    def on_url(self, url: bytes) -> None:
+        self.method = self.parser.get_method()
+        self.url += url
+        if len(self.url) + 20 > self.limits.max_request_line:
+            raise TargetTooLong(f"request line over {self.limits.max_request_line} bytes")
+        self.head_size = len(self.url) + 20
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if self.trailers:
+            if name in http11._FORBIDDEN_TRAILERS:
+                raise BadRequest(f"{name.decode()} is not allowed in a trailer")
+            return
+        self.headers.append((name, value))
+        if len(self.headers) > self.limits.max_headers:
+            raise HeadersTooLarge(f"more than {self.limits.max_headers} header fields")
+        self.head_size += len(name) + len(value) + 4
+        if self.head_size > self.limits.max_header_block:
+            raise HeadersTooLarge("request head over the size limit")
+
+    def on_headers_complete(self) -> None:
+        parser = self.parser
+        self.events.append(
+            ("head", parser.get_method(), self.url, parser.get_http_version(), self.headers)
+        )
+        self.in_head = False
+        self.head_bytes = 0
+        self.trailers = True
+
+    def on_body(self, body: bytes) -> None:
+        self.events.append(("body", body))
+
+    def on_message_complete(self) -> None:
+        self.events.append(("end",))
+        self.trailers = False
+
+
+class FastHTTP11Connection:
+    """Serves HTTP/1.x requests on one byte stream until either side closes."""
+
+    __slots__ = (
+        "_answering_head", "_body_complete", "_client", "_exchange", "_handler", "_limits",
+        "_parser", "_receive_closed", "_requests", "_scheme", "_server", "_server_header",
+        "_stream", "_upgrade", "control",
+    )
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        handler: http11.Handler,
+        *,
+        limits: Limits,
+        scheme: str,
+        client: tuple[str, int] | None,
+        server: tuple[str, int],
+        control: ConnectionControl,
+        server_header: bytes,
+    ) -> None:
+        self._stream = stream
+        self._handler = handler
+        self._limits = limits
+        self._scheme = scheme
+        self._client = client
+        self._server = server
+        self.control = control
+        self._server_header = server_header
+        self._parser = _Parser(limits)
+        self._requests = 0
+        self._receive_closed = False
+        self._exchange: FastExchange | None = None
+        self._upgrade: bytes | None = None  # bytes after a head llhttp stopped at
+        self._body_complete = False
+        self._answering_head = False  # the request being answered is HEAD: no body in an error
+
+    # -------------------------------------------------------------- I/O
+
+    async def receive(self) -> bytes:
+        if self._receive_closed:
+            return b""
+        try:
+            data = await self._stream.receive(READ_SIZE)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            data = b""
+        if not data:
+            self._receive_closed = True
+        return data
+
+    def feed(self, data: bytes) -> None:
+        offset = self._parser.feed(data)
+        if offset is not None:
+            self._upgrade = data[offset:]
+            # llhttp stopped after the last head it parsed: that request asked to
+            # upgrade. Mark it; what llhttp said after it, h11 will read again.
+            events = self._parser.events
+            heads = [index for index, event in enumerate(events) if event[0] == "head"]
+            if not heads:
+                raise BadRequest("upgrade without a request")
+            events[heads[-1]] = ("upgrade", *events[heads[-1]][1:])
+            while len(events) > heads[-1] + 1:
+                events.pop()
+
+    async def send(self, data: bytes) -> None:
+        control = self.control
+        control.arm(SEND, self._limits.send_timeout)
+        try:
+            await self._stream.send(data)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            raise ClientDisconnected(str(exc) or type(exc).__name__) from exc
+        finally:
+            control.disarm()
+
+    # -------------------------------------------------------------- main loop
+
+    async def run(self) -> None:
+        """Serve until the connection ends. Never raises, except cancellation."""
+        control = self.control
+        handed_over = False
+        try:
+            with control.scope:
+                while True:
+                    outcome = await self._cycle()
+                    if outcome == "upgrade":
+                        handed_over = True
+                        break
+                    if not outcome:
+                        break
+            if handed_over:
+                await self._hand_over()
+                return
+            if control.expired == HEAD or (
+                control.expired == BODY and not (self._exchange and self._exchange.response_started)
+            ):
+                late = RequestTimeout(f"request {control.expired} not received in time")
+                with anyio.move_on_after(1, shield=True):
+                    await self._answer_error(late)
+        except RemoteProtocolError as exc:
+            await self._answer_error(exc)
+            await linger(self._stream)
+        except ClientDisconnected:
+            pass
+        except Exception:
+            log.exception("connection %d failed", control.number)
+        finally:
+            if not handed_over:
+                with anyio.CancelScope(shield=True):
+                    await self._stream.aclose()
+                if control.on_close is not None:
+                    control.on_close(control)
+
+    async def _cycle(self) -> bool | str:
+        """One request and its response; True to wait for the next one."""
+        request = await self._receive_request()
+        if request is None:
+            return "upgrade" if self._upgrade is not None else False
+        exchange = self._exchange = FastExchange(self, request, self._body_complete)
+        try:
+            await self._handler(exchange)
+        except RemoteProtocolError as exc:
+            if exchange.response_started:
+                log.warning("%s %s: %s", http11._peer(self._client), exc.status, exc.message)
+                return False
+            raise
+        if not exchange.finished:
+            if not exchange.response_started:
+                await exchange.respond(500, [(b"content-type", b"text/plain")], b"no response")
+            return False
+        self._exchange = None
+        if exchange.close_connection or exchange.continue_unanswered:
+            return False
+        return await self._finish_body(exchange)
+
+    async def _finish_body(self, exchange: FastExchange) -> bool:
+        """Discard what the app left of the request body, within bounds."""
+        if exchange.body_done:
+            return True
+        left = DRAIN_LIMIT
+        with anyio.move_on_after(DRAIN_TIMEOUT):
+            while left > 0:
+                try:
+                    data = await exchange.receive_body(READ_SIZE)
+                except (RemoteProtocolError, ClientDisconnected):
+                    return False
+                if not data:
+                    return True
+                left -= len(data)
+        return False
+
+    async def _receive_request(self) -> Request | None:
+        parser = self._parser
+        control = self.control
+        if not parser.events and parser.error is not None:
+            raise parser.error
+        if not parser.events and self._upgrade is None:
+            limits = self._limits
+            if control.draining and not parser.in_head:
+                return None
+            # Idle only with nothing of the next request here yet.
+            control.idle = not parser.in_head
+            control.arm(IDLE if control.idle else HEAD,
+                        limits.keep_alive_timeout if control.idle else limits.header_timeout)
+            try:
+                data = await self._stream.receive(READ_SIZE)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                data = b""
+            finally:
+                control.idle = False
+            if not data:
+                if parser.in_head:
+                    raise BadRequest("connection closed inside a request head")
+                return None
+            self.feed(data)
+            if not parser.events and self._upgrade is None:
+                control.arm(HEAD, limits.header_timeout)
+                while not parser.events and self._upgrade is None:
+                    data = await self.receive()
+                    if not data:
+                        if parser.in_head:
+                            raise BadRequest("connection closed inside a request head")
+                        return None  # only the empty lines RFC 9112 2.2 lets us skip
+                    self.feed(data)
+            control.disarm()
+        if not parser.events:
+            return None  # an upgrade: the h11 driver takes over
+        event = parser.events[0]
+        if event[0] == "upgrade":
+            return None  # this request is the h11 driver's
+        parser.events.popleft()
+        if event[0] != "head":
+            raise BadRequest("request data out of place")
+        self._answering_head = event[1] == b"HEAD"
+        self._requests += 1
+        _, method, target, version, headers = event
+        request = self._to_request(method, target, version, headers)
+        self._body_complete = bool(parser.events) and parser.events[0][0] == "end"
+        if self._body_complete:
+            parser.events.popleft()
+        return request
+
+    def _to_request(
+        self, method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]]
+    ) -> Request:
+        limits = self._limits
+        if version not in ("1.1", "1.0"):
+            raise VersionNotSupported(f"HTTP/{version} is not supported on this port")
+        if len(method) + len(target) + 10 > limits.max_request_line:
+            raise TargetTooLong(f"request line over {limits.max_request_line} bytes")
+        codings = [c.strip().lower() for n, v in headers if n == b"transfer-encoding"
+                   for c in v.split(b",")]
+        if codings and codings != [b"chunked"]:
+            # llhttp would decode the chunks and pass gzip (or worse) on as the body
+            raise NotImplementedHere("only the chunked transfer coding is supported")
+        seen: set[bytes] = set()
+        for name, value in headers:
+            if len(name) + len(value) + 4 > limits.max_header_line:
+                raise HeadersTooLarge(
+                    f"header field {name.decode()!r} over {limits.max_header_line} bytes"
+                )
+            if name in http11._SINGLETONS:
+                if name in seen:
+                    raise BadRequest(f"more than one {name.decode()} field")
+                seen.add(name)
+        if version == "1.1" and b"host" not in seen:
+            raise BadRequest("missing Host header")
+        if b"transfer-encoding" in seen:
+            if b"content-length" in seen:
+                raise BadRequest("both Content-Length and Transfer-Encoding")
+            if version == "1.0":
+                raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
+        elif b"content-length" in seen and limits.max_body_size:
+            length = int(http11._header(headers, b"content-length") or b"0")
+            if length > limits.max_body_size:
+                raise BodyTooLarge(f"body of {length} bytes over {limits.max_body_size}")
+        text_method = method.decode("ascii")
+        path, query = http11._split_target(text_method, target)
+        return Request(
+            method=text_method,
+            target=target,
+            path=path,
+            query=query,
+            http_version=version,
+            headers=headers,
+            scheme=self._scheme,
+            client=self._client,
+            server=self._server,
+            connection_number=self.control.number,
+            request_number=self._requests,
+        )
+
+    async def _hand_over(self) -> None:
+        """Continue this connection on the h11 driver, from the head llhttp stopped at."""
+        self.control.renew()
+        event = self._parser.events.popleft()
+        _, method, target, version, headers = event
+        head = b"%s %s HTTP/%s\r\n" % (method, target, version.encode("ascii"))
+        head += b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"
+        driver = http11.HTTP11Connection(
+            self._stream, self._handler, limits=self._limits, scheme=self._scheme,
+            client=self._client, server=self._server, control=self.control,
+            server_header=self._server_header, initial_data=head + (self._upgrade or b""),
+            requests=self._requests,
+        )
+        await driver.run()
+
+    async def _answer_error(self, exc: RemoteProtocolError) -> None:
+        log.warning("%s %d %s", http11._peer(self._client), exc.status, exc.message)
+        exchange = self._exchange
+        if exchange is not None and exchange.response_started:
+            return
+        body = f"{exc.status} {reason_phrase(exc.status).decode()}: {exc.message}\n".encode()
+        head = _status_line(exc.status, b"") + (
+            b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\nDate: %s\r\nServer: %s\r\n\r\n"
+            % (len(body), DATE.now(), self._server_header)
+        )
+        try:
+            answering_head = self._answering_head or self._parser.method == b"HEAD"
+            await self.send(head if answering_head else head + body)
+        except ClientDisconnected:
+            pass
+
+
+def _status_line(status: int, reason: bytes) -> bytes:
+    return b"HTTP/1.1 %d %s\r\n" % (status, reason or reason_phrase(status))
+
+
+class FastExchange:
+    """One request/response on an HTTP/1.x connection, framed by hand."""
+
+    __slots__ = (
+        "_chunked", "_conn", "_head", "_is_head", "_remaining", "body_done", "close_connection",
+        "continue_unanswered", "finished", "request", "response_started", "stats",
+    )
+
+    def __init__(self, conn: FastHTTP11Connection, request: Request, body_complete: bool) -> None:
+        self._conn = conn
+        self.request = request
+        self.stats = ExchangeStats(started=time.monotonic())
+        self.response_started = False
+        self.finished = False
+        self.body_done = body_complete
+        self._head = b""
+        self._is_head = request.method == "HEAD"
+        self._chunked = False
+        self._remaining: int | None = None
+        self.close_connection = False
+        # As h11 does: the expectation stands whether or not the body has
+        # already arrived, so the answer does not depend on how it was read.
+        self.continue_unanswered = (
+            request.http_version == "1.1" and _declares_body(request)
+            and b"100-continue" in (v.lower() for v in request.header_list(b"expect"))
+        )
+
+    @property
+    def expects_continue(self) -> bool:
+        return self.continue_unanswered
+
+    def close_after_response(self) -> None:
+        self.close_connection = True
+        self._conn.control.draining = True
+
+    async def receive_body(self, max_bytes: int) -> bytes:
+        conn = self._conn
+        if self.continue_unanswered:
+            if self.response_started:
+                return b""  # answered without the body: the client will not send it
+            self.continue_unanswered = False
+            await conn.send(_CONTINUE)
+        if self.body_done:
+            return b""
+        events = conn._parser.events
+        limits = conn._limits
+        while not events:
+            if conn._parser.error is not None:
+                raise conn._parser.error
+            conn.control.arm(BODY, limits.body_timeout)
+            try:
+                data = await conn.receive()
+            finally:
+                conn.control.disarm()
+            if not data:
+                raise BadRequest("connection closed inside a request body")
+            conn.feed(data)
+        event = events.popleft()
+        if event[0] == "body":
+            self.stats.bytes_in += len(event[1])
+            if limits.max_body_size and self.stats.bytes_in > limits.max_body_size:
+                raise BodyTooLarge(f"body over {limits.max_body_size} bytes")
+            return bytes(event[1])
+        if event[0] == "end":
+            self.body_done = True
+            return b""
+        raise BadRequest("request data out of place")
+
+    def _head_bytes(
+        self, status: int, headers: Headers, reason: bytes, body_length: int | None
+    ) -> bytes:
+        if self.response_started:
+            raise RuntimeError("response already started")
+        self.response_started = True
+        self.stats.status = status
+        self.stats.responded = time.monotonic()
+        conn = self._conn
+        request = self.request
+        lines = [_status_line(status, reason)]
+        length: int | None = None
+        has_date = has_server = False
+        app_close = False
+        for name, value in headers:
+            if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name or b":" in name:
+                raise ValueError(f"invalid response header {name!r}")
+            lower = name.lower()
+            if lower in _FRAMING:
+                if lower == b"content-length":
+                    length = int(value)
+                elif lower == b"connection" and b"close" in value.lower():
+                    app_close = True
+                continue
+            if lower == b"date":
+                has_date = True
+            elif lower == b"server":
+                has_server = True
+            lines.append(name + b": " + value + b"\r\n")
+        if not has_date:
+            lines.append(b"Date: " + DATE.now() + b"\r\n")
+        if not has_server:
+            lines.append(b"Server: " + conn._server_header + b"\r\n")
+        no_body = status in _NO_BODY_STATUS or status < 200
+        if length is not None:
+            # a 304 may repeat the length of what a GET would get; a 204 has none
+            if not no_body or status == 304:
+                lines.append(b"Content-Length: %d\r\n" % length)
+            self._remaining = 0 if no_body or self._is_head else length
+        elif body_length is not None and not no_body:
+            lines.append(b"Content-Length: %d\r\n" % body_length)
+            self._remaining = 0 if self._is_head else body_length
+        elif not no_body:
+            if request.http_version == "1.1":
+                lines.append(b"Transfer-Encoding: chunked\r\n")
+                self._chunked = not self._is_head
+            elif not self._is_head:
+                self.close_connection = True  # the body ends with the connection
+        limit = conn._limits.max_requests_per_connection
+        if (app_close or conn.control.draining or (limit and conn._requests >= limit)
+                or _client_closes(request) or self.continue_unanswered):
+            self.close_connection = True
+        if self.close_connection:
+            lines.append(b"Connection: close\r\n")
+        elif request.http_version == "1.0":
+            lines.append(b"Connection: keep-alive\r\n")
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+    async def start_response(self, status: int, headers: Headers, reason: bytes = b"") -> None:
+        self._head = self._head_bytes(status, headers, reason, None)
+
+    async def send_body(self, data: bytes) -> None:
+        if not data or self._is_head:
+            return
+        if self._remaining is not None:
+            if len(data) > self._remaining:
+                raise ValueError("response body longer than its Content-Length")
+            self._remaining -= len(data)
+            out = data
+        elif self._chunked:
+            out = b"%x\r\n%s\r\n" % (len(data), data)
+        else:
+            out = data
+        self.stats.bytes_out += len(data)
+        if self._head:
+            out = self._head + out
+            self._head = b""
+        await self._conn.send(out)
+
+    async def end_response(self, trailers: Headers = ()) -> None:
+        if self._remaining:
+            raise ValueError("response body shorter than its Content-Length")
+        out = self._head
+        self._head = b""
+        if self._chunked:
+            tail = b"".join(name + b": " + value + b"\r\n" for name, value in trailers
+                            if b"\r" not in value and b"\n" not in value)
+            out += b"0\r\n" + tail + b"\r\n"
+        if out:
+            await self._conn.send(out)
+        self.finished = True
+        self.stats.finished = time.monotonic()
+
+    async def respond(
+        self, status: int, headers: Headers, body: bytes = b"", reason: bytes = b""
+    ) -> None:
+        out = self._head_bytes(status, headers, reason, len(body))
+        if body and not self._is_head and status not in _NO_BODY_STATUS:
+            if self._remaining is not None and len(body) != self._remaining:
+                raise ValueError("response body does not match its Content-Length")
+            out += body
+            self.stats.bytes_out += len(body)
+        self._remaining = None
+        await self._conn.send(out)
+        self.finished = True
+        self.stats.finished = time.monotonic()
+
+
+def _declares_body(request: Request) -> bool:
+    for name, value in request.headers:
+        if name == b"transfer-encoding":
+            return True
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+    return False
+
+
+def _client_closes(request: Request) -> bool:
+    tokens = [v.lower() for v in request.header_list(b"connection")]
+    if request.http_version == "1.0":
+        return b"keep-alive" not in tokens
+    return b"close" in tokens

@@ -1,0 +1,94 @@
+"""HTTPS on the same HTTP/1.1 driver: certificates from trustme, the seed's combined PEM."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+import trustme
+
+from skitai.errors import ConfigError
+from skitai.tls import server_context
+from tests.support import apps
+from tests.support.servers import serving
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def cert_files(ca: trustme.CA, tmp_path: Path) -> tuple[Path, Path]:
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(keyfile))
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    return certfile, keyfile
+
+
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+async def test_https_serves_with_url_scheme(ca: trustme.CA, cert_files: tuple[Path, Path]) -> None:
+    certfile, keyfile = cert_files
+    async with serving(mount=("/", apps.show_environ), certfile=str(certfile), keyfile=str(keyfile)) as srv:
+        async with httpx.AsyncClient(verify=client_context(ca)) as client:
+            response = await client.get(f"https://127.0.0.1:{srv.port}/")
+    assert response.status_code == 200
+    assert response.json()["wsgi.url_scheme"] == "https"
+
+
+async def test_combined_pem_with_certfile_alone(ca: trustme.CA, tmp_path: Path) -> None:
+    cert = ca.issue_cert("127.0.0.1")
+    combined = tmp_path / "server.pem"
+    combined.write_bytes(cert.private_key_pem.bytes() + cert.cert_chain_pems[0].bytes())
+    async with serving(mount=("/", apps.hello), certfile=str(combined)) as srv:
+        async with httpx.AsyncClient(verify=client_context(ca)) as client:
+            response = await client.get(f"https://127.0.0.1:{srv.port}/")
+    assert response.text == "Hello World"
+
+
+async def test_bad_handshakes_cost_one_log_line(
+    ca: trustme.CA, cert_files: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    certfile, keyfile = cert_files
+    async with serving(mount=("/", apps.hello), certfile=str(certfile), keyfile=str(keyfile)) as srv:
+        garbage = await anyio.connect_tcp(srv.host, srv.port)
+        await garbage.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # plain HTTP on the TLS port
+        with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+            with anyio.fail_after(5):
+                await garbage.receive()
+        await garbage.aclose()
+        async with httpx.AsyncClient(verify=client_context(ca)) as client:
+            assert (await client.get(f"https://127.0.0.1:{srv.port}/")).status_code == 200
+    failures = [r for r in caplog.records if "TLS handshake failed" in r.getMessage()]
+    assert len(failures) == 1
+
+
+async def test_stalled_handshake_is_dropped(cert_files: tuple[Path, Path]) -> None:
+    certfile, keyfile = cert_files
+    async with serving(mount=("/", apps.hello), certfile=str(certfile), keyfile=str(keyfile),
+                       handshake_timeout=0.2) as srv:
+        silent = await anyio.connect_tcp(srv.host, srv.port)
+        with anyio.fail_after(5):
+            with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                await silent.receive()
+        await silent.aclose()
+
+
+def test_tls_minimum_is_1_2_and_alpn_offered(cert_files: tuple[Path, Path]) -> None:
+    certfile, keyfile = cert_files
+    context = server_context(str(certfile), str(keyfile))
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_missing_certificate_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        server_context(str(tmp_path / "nope.pem"))
