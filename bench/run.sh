@@ -4,6 +4,7 @@
 #   bash bench/run.sh                 # throughput, p99, RSS: ~7 min per backend
 #   bash bench/run.sh idle            # memory per idle keep-alive connection (5,000)
 #   DUR=2 REPS=1 bash bench/run.sh    # check the commands work (figures meaningless)
+#   PARSER=h11 bash bench/run.sh      # HTTP/1.1 on h11 instead of the default (auto)
 #
 # Uses the shared harness (SHARED_BENCH, default ../shared/bench next to this
 # checkout) and its venv of peers (made once by its setup_anchors.sh). Our
@@ -20,7 +21,7 @@ PYTHON="$ROOT/.venv/bin/python"
 mkdir -p "$ROOT/bench/results"
 
 command_for() {  # the skitai command line the harness runs, for one backend
-    echo "$PYTHON -m skitai --host 127.0.0.1 --port {PORT} --backend $1 --no-access-log $2 apps:wsgi_app"
+    echo "$PYTHON -m skitai --host 127.0.0.1 --port {PORT} --backend $1 --http-parser ${PARSER:-auto} --no-access-log $2 apps:wsgi_app"
 }
 
 for backend in $BACKENDS; do
@@ -31,9 +32,11 @@ for backend in $BACKENDS; do
         SERVERS="extra,$IDLE_PEERS" N="${N:-5000}" OUT="$ROOT/bench/results/idle-$backend.md" \
             bash "$SHARED/run_idle.sh"
     else
-        EXTRA_NAME="skitai-$backend" EXTRA_MODE="wsgi, anyio/$backend" \
+        EXTRA_NAME="skitai-$backend" EXTRA_MODE="wsgi, anyio/$backend, ${PARSER:-auto}" \
         EXTRA_CMD="$(command_for "$backend" "")" \
-        SERVERS="extra,$PEERS" OUT="$ROOT/bench/results/anchors-$backend.md" \
+        SERVERS="extra,$PEERS" OUT="$ROOT/bench/results/anchors-$backend${PARSER:+-$PARSER}.md" \
             bash "$SHARED/run_anchors.sh"
     fi
 done
+# The reports name our interpreter by its path; keep them free of this checkout's location.
+sed -i "s|$ROOT/||g" "$ROOT"/bench/results/*.md
