@@ -80,6 +80,7 @@ class Exchange(Protocol):
 
     request: Request
     stats: ExchangeStats
+    finished: bool  # the whole response has been handed to the driver
 
     @property
     def expects_continue(self) -> bool:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -39,69 +38,38 @@ from skitai.errors import (
     HeadersTooLarge,
     NotImplementedHere,
     RemoteProtocolError,
-    RequestTimeout,
-    TargetTooLong,
     VersionNotSupported,
 )
-from skitai.protocols.events import Exchange, ExchangeStats, Headers, Request
+from skitai.protocols.events import ExchangeStats, Headers, Request
 from skitai.protocols.headers import DATE, has_bad_field_byte, reason_phrase
-from skitai.protocols.sockets import linger
-from skitai.protocols.timeouts import BODY, HEAD, IDLE, SEND, ConnectionControl
+from skitai.protocols.http1_base import Handler, HTTP1Driver
+from skitai.protocols.http1_rules import (
+    FORBIDDEN_TRAILERS,
+    drain_body,
+    peer,
+)
+from skitai.protocols.timeouts import BODY, HEAD, IDLE
 
 log = logging.getLogger("skitai.server")
 
-READ_SIZE = 65536
-DRAIN_LIMIT = 262144  # unread request body we read and discard to keep a connection
-DRAIN_TIMEOUT = 2.0
-# Framing and routing fields in a trailer are an attack (RFC 9110 6.5.1); any
-# other trailer is read and discarded, since WSGI has no place for trailers.
-_FORBIDDEN_TRAILERS = frozenset(
-    {b"content-length", b"transfer-encoding", b"host", b"connection", b"te", b"trailer"}
-)
 _BYTEARRAY = re.compile(r"bytearray\((b'.*?'|b\".*?\")\)")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _HEAD_END = re.compile(rb"\n\r?\n")  # the blank line ending a head, as h11 finds it
-_SINGLETONS = frozenset({b"host", b"content-length", b"content-type", b"transfer-encoding"})
-
-Handler = Callable[[Exchange], Awaitable[None]]
 
 
-class HTTP11Connection:
+
+class HTTP11Connection(HTTP1Driver):
     """Serves HTTP/1.x requests on one byte stream until either side closes."""
 
-    __slots__ = (
-        "_answering_head", "_client", "_exchange", "_h11", "_handler", "_limits", "_pending",
-        "_receive_closed", "_requests", "_scheme", "_server", "_server_header", "_stream", "control",
-    )
+    __slots__ = ("_h11", "_pending")
 
     def __init__(
-        self,
-        stream: anyio.abc.ByteStream,
-        handler: Handler,
-        *,
-        limits: Limits,
-        scheme: str,
-        client: tuple[str, int] | None,
-        server: tuple[str, int],
-        control: ConnectionControl,
-        server_header: bytes,
-        initial_data: bytes = b"",
-        requests: int = 0,
+        self, stream: anyio.abc.ByteStream, handler: Handler, *, initial_data: bytes = b"",
+        **options: Any,
     ) -> None:
-        self._stream = stream
-        self._handler = handler
-        self._limits = limits
-        self._scheme = scheme
-        self._client = client
-        self._server = server
-        self.control = control
-        self._server_header = server_header
+        super().__init__(stream, handler, **options)
         self._h11 = self._new_state_machine()
         self._pending = initial_data  # received, not yet given to h11 (see _feed)
-        self._requests = requests  # requests already served on this connection
-        self._receive_closed = False
-        self._answering_head = False  # the request being answered is HEAD: no body in an error
-        self._exchange: HTTP11Exchange | None = None
 
     def _new_state_machine(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self._limits.max_header_block)
@@ -109,19 +77,11 @@ class HTTP11Connection:
     # -------------------------------------------------------------- I/O
 
     async def receive(self) -> bytes:
-        """Bytes from the client; b"" once it has closed its side."""
+        """Bytes from the client; b"" (which h11 reads as EOF) once it has closed its side."""
         if self._pending:
             data, self._pending = self._pending, b""
             return data
-        if self._receive_closed:
-            return b""
-        try:
-            data = await self._stream.receive(READ_SIZE)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            data = b""  # h11 reads b"" as EOF
-        if not data:
-            self._receive_closed = True
-        return data
+        return await self._read()
 
     def _feed(self, data: bytes) -> bytes:
         """Give h11 what fits of `data`, keep the rest for `receive`; return what fitted.
@@ -141,18 +101,11 @@ class HTTP11Connection:
         return data
 
     async def send(self, data: bytes) -> None:
-        control = self.control
-        control.arm(SEND, self._limits.send_timeout)
         try:
-            await self._stream.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            self._h11.send_failed()
-            raise ClientDisconnected(str(exc) or type(exc).__name__) from exc
+            await super().send(data)
         except BaseException:
             self._h11.send_failed()
             raise
-        finally:
-            control.disarm()
 
     def next_event(self) -> Any:
         try:
@@ -162,58 +115,11 @@ class HTTP11Connection:
 
     # -------------------------------------------------------------- main loop
 
-    async def run(self) -> None:
-        """Serve until the connection ends. Never raises, except cancellation."""
-        control = self.control
-        try:
-            with control.scope:
-                while await self._cycle():
-                    pass
-            if control.expired == HEAD or (
-                control.expired == BODY and not (self._exchange and self._exchange.response_started)
-            ):
-                late = RequestTimeout(f"request {control.expired} not received in time")
-                with anyio.move_on_after(1, shield=True):
-                    await self._answer_error(late)
-        except RemoteProtocolError as exc:
-            await self._answer_error(exc)
-            await linger(self._stream)
-        except ClientDisconnected:
-            pass
-        except Exception:
-            log.exception("connection %d failed", control.number)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self._stream.aclose()
-            if control.on_close is not None:
-                control.on_close(control)
-
-    async def _cycle(self) -> bool:
-        """One request and its response; True to wait for the next on this connection.
-
-        Its own frame, so nothing of a finished exchange stays alive while the
-        connection idles.
-        """
-        request = await self._receive_request()
-        if request is None:
-            return False
-        exchange = self._exchange = HTTP11Exchange(self, request)
-        try:
-            await self._handler(exchange)
-        except RemoteProtocolError as exc:
-            if exchange.response_started:
-                log.warning("%s %s: %s", _peer(self._client), exc.status, exc.message)
-                return False
-            raise
-        if not exchange.finished:
-            if not exchange.response_started:
-                await exchange.respond(500, [(b"content-type", b"text/plain")], b"no response")
-            return False  # with a body cut short the framing is lost
-        self._exchange = None
-        return await self._next_cycle(exchange)
+    def _new_exchange(self, request: Request) -> HTTP11Exchange:
+        return HTTP11Exchange(self, request)
 
     async def _answer_error(self, exc: RemoteProtocolError) -> None:
-        log.warning("%s %d %s", _peer(self._client), exc.status, exc.message)
+        log.warning("%s %d %s", peer(self._client), exc.status, exc.message)
         h = self._h11
         if h.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
@@ -257,27 +163,17 @@ class HTTP11Connection:
         return True
 
     async def _drain_body(self, exchange: HTTP11Exchange) -> bool:
-        """Read and discard what the app left of the request body, within bounds."""
+        """Discard what the app left of the request body, within bounds."""
         if type(self.next_event_if_ready()) is h11.EndOfMessage:
             return True  # the common case: a request without a body
-        left = DRAIN_LIMIT
-        with anyio.move_on_after(DRAIN_TIMEOUT):
-            while left > 0:
-                try:
-                    data = await exchange.receive_body(READ_SIZE)
-                except (RemoteProtocolError, ClientDisconnected):
-                    return False
-                if not data:
-                    return True
-                left -= len(data)
-        return False
+        return await drain_body(exchange)
 
     def next_event_if_ready(self) -> Any:
         """The next event if h11 has it buffered, else NEED_DATA; never reads."""
         event = self.next_event()
         if type(event) is h11.EndOfMessage:
             for name, _ in event.headers:
-                if name in _FORBIDDEN_TRAILERS:
+                if name in FORBIDDEN_TRAILERS:
                     raise BadRequest(f"{name.decode()} is not allowed in a trailer")
         return event
 
@@ -318,49 +214,9 @@ class HTTP11Connection:
     # -------------------------------------------------------------- validation
 
     def _to_request(self, event: h11.Request, raw: bytes) -> Request:
-        limits = self._limits
-        method = event.method.decode("ascii")
-        target = event.target
+        _check_head(raw, self._limits)
         version = event.http_version.decode("ascii")
-        if version not in ("1.1", "1.0"):
-            raise VersionNotSupported(f"HTTP/{version} is not supported on this port")
-        if len(event.method) + len(target) + 10 > limits.max_request_line:
-            raise TargetTooLong(f"request line over {limits.max_request_line} bytes")
-        _check_head(raw, limits)
-        headers = list(event.headers)
-        if len(headers) > limits.max_headers:
-            raise HeadersTooLarge(f"more than {limits.max_headers} header fields")
-        seen: set[bytes] = set()
-        for name, value in headers:
-            if len(name) + len(value) + 4 > limits.max_header_line:
-                raise HeadersTooLarge(f"header field {name.decode()!r} over {limits.max_header_line} bytes")
-            if name in _SINGLETONS:
-                if name in seen:
-                    raise BadRequest(f"more than one {name.decode()} field")
-                seen.add(name)
-        if b"transfer-encoding" in seen:
-            if b"content-length" in seen:
-                raise BadRequest("both Content-Length and Transfer-Encoding")
-            if version == "1.0":
-                raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
-        elif b"content-length" in seen and limits.max_body_size:
-            length = int(_header(headers, b"content-length") or b"0")
-            if length > limits.max_body_size:
-                raise BodyTooLarge(f"body of {length} bytes over {limits.max_body_size}")
-        path, query = _split_target(method, target)
-        return Request(
-            method=method,
-            target=target,
-            path=path,
-            query=query,
-            http_version=version,
-            headers=headers,
-            scheme=self._scheme,
-            client=self._client,
-            server=self._server,
-            connection_number=self.control.number,
-            request_number=self._requests,
-        )
+        return self._make_request(event.method, event.target, version, list(event.headers))
 
 
 def _check_head(raw: bytes, limits: Limits) -> None:
@@ -382,32 +238,6 @@ def _check_head(raw: bytes, limits: Limits) -> None:
         raise BadRequest("Content-Length in list form")
 
 
-def _split_target(method: str, target: bytes) -> tuple[bytes, bytes]:
-    if target.startswith(b"/"):
-        path, _, query = target.partition(b"?")
-        return path.partition(b"#")[0], query.partition(b"#")[0]
-    if target == b"*":
-        if method != "OPTIONS":
-            raise BadRequest("asterisk-form request-target is only for OPTIONS")
-        return b"*", b""
-    scheme, sep, rest = target.partition(b"://")
-    if sep and scheme.lower() in (b"http", b"https") and method != "CONNECT":
-        slash = rest.find(b"/")
-        path = rest[slash:] if slash >= 0 else b"/"
-        path, _, query = path.partition(b"?")
-        return path.partition(b"#")[0] or b"/", query.partition(b"#")[0]
-    if method == "CONNECT":
-        return target, b""
-    raise BadRequest("request-target is neither origin-form nor absolute-form")
-
-
-def _header(headers: Headers, name: bytes) -> bytes | None:
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
-
-
 def _translate(exc: h11.RemoteProtocolError) -> RemoteProtocolError:
     message = _BYTEARRAY.sub(r"\1", str(exc))  # h11 quotes offending bytes as bytearray(b'...')
     status = exc.error_status_hint
@@ -418,10 +248,6 @@ def _translate(exc: h11.RemoteProtocolError) -> RemoteProtocolError:
     if status == 505:
         return VersionNotSupported(message)
     return BadRequest(message, status=status if 400 <= status < 500 else 400)
-
-
-def _peer(client: tuple[str, int] | None) -> str:
-    return f"{client[0]}:{client[1]}" if client else "-"
 
 
 class HTTP11Exchange:
@@ -495,7 +321,7 @@ class HTTP11Exchange:
             if kind is h11.EndOfMessage:
                 self._body_done = True
                 for name, _ in event.headers:
-                    if name in _FORBIDDEN_TRAILERS:
+                    if name in FORBIDDEN_TRAILERS:
                         raise BadRequest(f"{name.decode()} is not allowed in a trailer")
                 return b""
             raise ClientDisconnected("connection closed during the request body")

@@ -33,21 +33,23 @@ from skitai.errors import (
     HeadersTooLarge,
     NotImplementedHere,
     RemoteProtocolError,
-    RequestTimeout,
     TargetTooLong,
     VersionNotSupported,
 )
 from skitai.protocols import http11
 from skitai.protocols.events import ExchangeStats, Headers, Request
 from skitai.protocols.headers import DATE, reason_phrase
-from skitai.protocols.sockets import linger
-from skitai.protocols.timeouts import BODY, HEAD, IDLE, SEND, ConnectionControl
+from skitai.protocols.http1_base import UPGRADE, Handler, HTTP1Driver
+from skitai.protocols.http1_rules import (
+    FORBIDDEN_TRAILERS,
+    READ_SIZE,
+    drain_body,
+    peer,
+)
+from skitai.protocols.timeouts import BODY, HEAD, IDLE
 
 log = logging.getLogger("skitai.server")
 
-READ_SIZE = 65536
-DRAIN_LIMIT = 262144
-DRAIN_TIMEOUT = 2.0
 _NO_BODY_STATUS = frozenset({204, 304})
 _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection", b"keep-alive"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -142,7 +144,7 @@ class _Parser:
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         if self.trailers:
-            if name in http11._FORBIDDEN_TRAILERS:
+            if name in FORBIDDEN_TRAILERS:
                 raise BadRequest(f"{name.decode()} is not allowed in a trailer")
             return
         self.headers.append((name, value))
@@ -171,55 +173,21 @@ class _Parser:
         self.trailers = False
 
 
-class FastHTTP11Connection:
+class FastHTTP11Connection(HTTP1Driver):
     """Serves HTTP/1.x requests on one byte stream until either side closes."""
 
-    __slots__ = (
-        "_answering_head", "_body_complete", "_client", "_exchange", "_handler", "_limits",
-        "_parser", "_receive_closed", "_requests", "_scheme", "_server", "_server_header",
-        "_stream", "_upgrade", "control",
-    )
+    __slots__ = ("_body_complete", "_parser", "_upgrade")
 
-    def __init__(
-        self,
-        stream: anyio.abc.ByteStream,
-        handler: http11.Handler,
-        *,
-        limits: Limits,
-        scheme: str,
-        client: tuple[str, int] | None,
-        server: tuple[str, int],
-        control: ConnectionControl,
-        server_header: bytes,
-    ) -> None:
-        self._stream = stream
-        self._handler = handler
-        self._limits = limits
-        self._scheme = scheme
-        self._client = client
-        self._server = server
-        self.control = control
-        self._server_header = server_header
-        self._parser = _Parser(limits)
-        self._requests = 0
-        self._receive_closed = False
-        self._exchange: FastExchange | None = None
+    def __init__(self, stream: anyio.abc.ByteStream, handler: Handler, **options: Any) -> None:
+        super().__init__(stream, handler, **options)
+        self._parser = _Parser(self._limits)
         self._upgrade: bytes | None = None  # bytes after a head llhttp stopped at
         self._body_complete = False
-        self._answering_head = False  # the request being answered is HEAD: no body in an error
 
     # -------------------------------------------------------------- I/O
 
     async def receive(self) -> bytes:
-        if self._receive_closed:
-            return b""
-        try:
-            data = await self._stream.receive(READ_SIZE)
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            data = b""
-        if not data:
-            self._receive_closed = True
-        return data
+        return await self._read()
 
     def feed(self, data: bytes) -> None:
         offset = self._parser.feed(data)
@@ -235,91 +203,22 @@ class FastHTTP11Connection:
             while len(events) > heads[-1] + 1:
                 events.pop()
 
-    async def send(self, data: bytes) -> None:
-        control = self.control
-        control.arm(SEND, self._limits.send_timeout)
-        try:
-            await self._stream.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise ClientDisconnected(str(exc) or type(exc).__name__) from exc
-        finally:
-            control.disarm()
-
     # -------------------------------------------------------------- main loop
 
-    async def run(self) -> None:
-        """Serve until the connection ends. Never raises, except cancellation."""
-        control = self.control
-        handed_over = False
-        try:
-            with control.scope:
-                while True:
-                    outcome = await self._cycle()
-                    if outcome == "upgrade":
-                        handed_over = True
-                        break
-                    if not outcome:
-                        break
-            if handed_over:
-                await self._hand_over()
-                return
-            if control.expired == HEAD or (
-                control.expired == BODY and not (self._exchange and self._exchange.response_started)
-            ):
-                late = RequestTimeout(f"request {control.expired} not received in time")
-                with anyio.move_on_after(1, shield=True):
-                    await self._answer_error(late)
-        except RemoteProtocolError as exc:
-            await self._answer_error(exc)
-            await linger(self._stream)
-        except ClientDisconnected:
-            pass
-        except Exception:
-            log.exception("connection %d failed", control.number)
-        finally:
-            if not handed_over:
-                with anyio.CancelScope(shield=True):
-                    await self._stream.aclose()
-                if control.on_close is not None:
-                    control.on_close(control)
+    def _after_last_request(self) -> bool | str:
+        return UPGRADE if self._upgrade is not None else False
 
-    async def _cycle(self) -> bool | str:
-        """One request and its response; True to wait for the next one."""
-        request = await self._receive_request()
-        if request is None:
-            return "upgrade" if self._upgrade is not None else False
-        exchange = self._exchange = FastExchange(self, request, self._body_complete)
-        try:
-            await self._handler(exchange)
-        except RemoteProtocolError as exc:
-            if exchange.response_started:
-                log.warning("%s %s: %s", http11._peer(self._client), exc.status, exc.message)
-                return False
-            raise
-        if not exchange.finished:
-            if not exchange.response_started:
-                await exchange.respond(500, [(b"content-type", b"text/plain")], b"no response")
-            return False
-        self._exchange = None
+    def _new_exchange(self, request: Request) -> FastExchange:
+        return FastExchange(self, request, self._body_complete)
+
+    async def _next_cycle(self, exchange: FastExchange) -> bool:
         if exchange.close_connection or exchange.continue_unanswered:
             return False
         return await self._finish_body(exchange)
 
     async def _finish_body(self, exchange: FastExchange) -> bool:
         """Discard what the app left of the request body, within bounds."""
-        if exchange.body_done:
-            return True
-        left = DRAIN_LIMIT
-        with anyio.move_on_after(DRAIN_TIMEOUT):
-            while left > 0:
-                try:
-                    data = await exchange.receive_body(READ_SIZE)
-                except (RemoteProtocolError, ClientDisconnected):
-                    return False
-                if not data:
-                    return True
-                left -= len(data)
-        return False
+        return exchange.body_done or await drain_body(exchange)
 
     async def _receive_request(self) -> Request | None:
         parser = self._parser
@@ -366,61 +265,11 @@ class FastHTTP11Connection:
         self._answering_head = event[1] == b"HEAD"
         self._requests += 1
         _, method, target, version, headers = event
-        request = self._to_request(method, target, version, headers)
+        request = self._make_request(method, target, version, headers)
         self._body_complete = bool(parser.events) and parser.events[0][0] == "end"
         if self._body_complete:
             parser.events.pop(0)
         return request
-
-    def _to_request(
-        self, method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]]
-    ) -> Request:
-        limits = self._limits
-        if version not in ("1.1", "1.0"):
-            raise VersionNotSupported(f"HTTP/{version} is not supported on this port")
-        if len(method) + len(target) + 10 > limits.max_request_line:
-            raise TargetTooLong(f"request line over {limits.max_request_line} bytes")
-        codings = [c.strip().lower() for n, v in headers if n == b"transfer-encoding"
-                   for c in v.split(b",")]
-        if codings and codings != [b"chunked"]:
-            # llhttp would decode the chunks and pass gzip (or worse) on as the body
-            raise NotImplementedHere("only the chunked transfer coding is supported")
-        seen: set[bytes] = set()
-        for name, value in headers:
-            if len(name) + len(value) + 4 > limits.max_header_line:
-                raise HeadersTooLarge(
-                    f"header field {name.decode()!r} over {limits.max_header_line} bytes"
-                )
-            if name in http11._SINGLETONS:
-                if name in seen:
-                    raise BadRequest(f"more than one {name.decode()} field")
-                seen.add(name)
-        if version == "1.1" and b"host" not in seen:
-            raise BadRequest("missing Host header")
-        if b"transfer-encoding" in seen:
-            if b"content-length" in seen:
-                raise BadRequest("both Content-Length and Transfer-Encoding")
-            if version == "1.0":
-                raise BadRequest("Transfer-Encoding in an HTTP/1.0 request")
-        elif b"content-length" in seen and limits.max_body_size:
-            length = int(http11._header(headers, b"content-length") or b"0")
-            if length > limits.max_body_size:
-                raise BodyTooLarge(f"body of {length} bytes over {limits.max_body_size}")
-        text_method = method.decode("ascii")
-        path, query = http11._split_target(text_method, target)
-        return Request(
-            method=text_method,
-            target=target,
-            path=path,
-            query=query,
-            http_version=version,
-            headers=headers,
-            scheme=self._scheme,
-            client=self._client,
-            server=self._server,
-            connection_number=self.control.number,
-            request_number=self._requests,
-        )
 
     async def _hand_over(self) -> None:
         """Continue this connection on the h11 driver, from the head llhttp stopped at."""
@@ -438,7 +287,7 @@ class FastHTTP11Connection:
         await driver.run()
 
     async def _answer_error(self, exc: RemoteProtocolError) -> None:
-        log.warning("%s %d %s", http11._peer(self._client), exc.status, exc.message)
+        log.warning("%s %d %s", peer(self._client), exc.status, exc.message)
         exchange = self._exchange
         if exchange is not None and exchange.response_started:
             return

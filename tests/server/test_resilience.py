@@ -13,42 +13,26 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.processes import free_port, wait_until_serving
+
 SERVER = textwrap.dedent(
     """
     import sys, skitai
     def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"alive"]
-    skitai.run(mount=("/", app), port=int(sys.argv[1]), backend=sys.argv[2])
+    skitai.run(mount=("/", app), port=int(sys.argv[1]), backend=sys.argv[2], http_parser=sys.argv[3])
     """
 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError("server did not start")
-
-
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_accept_loop_survives_emfile(tmp_path: Path, backend: str) -> None:
+def test_accept_loop_survives_emfile(tmp_path: Path, backend: str, http_parser: str) -> None:
     script = tmp_path / "server.py"
     script.write_text(SERVER)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    command = f"ulimit -n 48; exec {sys.executable} {script} {port} {backend}"
+    command = f"ulimit -n 48; exec {sys.executable} {script} {port} {backend} {http_parser}"
     process = subprocess.Popen(["bash", "-c", command], stderr=subprocess.PIPE, stdout=subprocess.PIPE)
     clients: list[socket.socket] = []
     try:
