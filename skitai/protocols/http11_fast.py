@@ -39,7 +39,7 @@ from skitai.errors import (
 from skitai.protocols import http11
 from skitai.protocols.events import ExchangeStats, Headers, Request
 from skitai.protocols.headers import DATE, reason_phrase
-from skitai.protocols.http1_base import UPGRADE, Handler, HTTP1Driver
+from skitai.protocols.http1_base import Handler, HTTP1Driver, Outcome
 from skitai.protocols.http1_rules import (
     FORBIDDEN_TRAILERS,
     READ_SIZE,
@@ -205,8 +205,8 @@ class FastHTTP11Connection(HTTP1Driver):
 
     # -------------------------------------------------------------- main loop
 
-    def _after_last_request(self) -> bool | str:
-        return UPGRADE if self._upgrade is not None else False
+    def _after_last_request(self) -> Outcome:
+        return self._hand_over if self._upgrade is not None else False
 
     def _new_exchange(self, request: Request) -> FastExchange:
         return FastExchange(self, request, self._body_complete)

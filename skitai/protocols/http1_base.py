@@ -11,6 +11,7 @@ and the connection always closed and reported at the end.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -26,12 +27,14 @@ from skitai.protocols.timeouts import BODY, HEAD, SEND, ConnectionControl
 
 log = logging.getLogger("skitai.server")
 
-UPGRADE = "upgrade"  # _cycle: another driver takes the connection over
+# What _cycle returns: True for another request, False to close, or the
+# coroutine function that continues the connection on another driver.
+Outcome = bool | Callable[[], Awaitable[None]]
 
 Handler = Callable[[Exchange], Awaitable[None]]
 
 
-class HTTP1Driver:
+class HTTP1Driver(ABC):
     __slots__ = (
         "_answering_head", "_client", "_exchange", "_handler", "_limits", "_receive_closed",
         "_requests", "_scheme", "_server", "_server_header", "_stream", "control",
@@ -110,14 +113,14 @@ class HTTP1Driver:
         """Serve until the connection ends. Never raises, except cancellation."""
         control = self.control
         handed_over = False
-        outcome: bool | str = False  # stays so when a timeout cancels the scope
+        outcome: Outcome = False  # stays so when a timeout cancels the scope
         try:
             with control.scope:
                 while (outcome := await self._cycle()) is True:
                     pass
-            if outcome == UPGRADE:
+            if callable(outcome):
                 handed_over = True
-                await self._hand_over()
+                await outcome()
                 return
             exchange = self._exchange
             if control.expired == HEAD or (
@@ -140,7 +143,7 @@ class HTTP1Driver:
                 if control.on_close is not None:
                     control.on_close(control)
 
-    async def _cycle(self) -> bool | str:
+    async def _cycle(self) -> Outcome:
         """One request and its response; True to wait for the next on this connection.
 
         Its own frame, so nothing of a finished exchange stays alive while the
@@ -164,21 +167,22 @@ class HTTP1Driver:
         self._exchange = None
         return await self._next_cycle(exchange)
 
-    def _after_last_request(self) -> bool | str:
-        """What _cycle returns when no request came: False to close, UPGRADE to hand over."""
+    def _after_last_request(self) -> Outcome:
+        """What _cycle returns when no request came: False to close, or a successor."""
         return False
 
-    async def _hand_over(self) -> None:
-        raise NotImplementedError
-
+    @abstractmethod
     async def _receive_request(self) -> Request | None:
-        raise NotImplementedError
+        """The next request head, or None once the connection is over."""
 
+    @abstractmethod
     def _new_exchange(self, request: Request) -> Exchange:
-        raise NotImplementedError
+        """The object through which the handler answers `request`."""
 
+    @abstractmethod
     async def _next_cycle(self, exchange: Any) -> bool:
-        raise NotImplementedError
+        """Get ready for the next request after `exchange`; False to close."""
 
+    @abstractmethod
     async def _answer_error(self, exc: RemoteProtocolError) -> None:
-        raise NotImplementedError
+        """Send the answer a protocol error deserves, if a response can still be sent."""

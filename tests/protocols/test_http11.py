@@ -284,3 +284,17 @@ async def test_long_head_or_line_is_judged_the_same_whole_or_byte_by_byte(
     for chunk in (None, 1):
         out = await exchange_all(request_bytes, limits=limits, chunk=chunk)
         assert out.startswith(b"HTTP/1.1 %d " % status), (chunk, out[:40])
+
+
+async def test_upgrade_request_not_taken_is_answered_with_its_body() -> None:
+    # llhttp stops at a head asking to upgrade; the fast driver hands the
+    # connection to the h11 driver, which reads the body and goes on.
+    async with http11_driver(echo) as (client_end, _):
+        client = RawClient(client_end)
+        await client.send(b"POST /up HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: foo\r\n"
+                          b"Content-Length: 5\r\n\r\nhello" + GET)
+        head, body = await client.response(b"POST")
+        assert (head.status_code, body) == (200, b"POST /up 5:hello")
+        client.next_cycle()
+        head, body = await client.response()
+        assert (head.status_code, body) == (200, b"GET / 0:")
