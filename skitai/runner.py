@@ -24,8 +24,7 @@ import anyio.abc
 
 from skitai.config import Config
 from skitai.log import configure
-from skitai.mounts import MountTable
-from skitai.server import Server
+from skitai.server import Prepared, Server, prepare
 
 log = logging.getLogger("skitai.server")
 
@@ -38,21 +37,20 @@ async def serve(
     """Serve until cancelled. `task_status.started()` gets the bound (host, port) list."""
     if not isinstance(config, Config):
         raise TypeError(f"serve() takes a skitai.Config, not {type(config).__name__}")
-    # Mount targets are imported and stat'ed: not on the event loop.
-    mounts = await anyio.to_thread.run_sync(MountTable.from_config, config.mount)
-    server = Server(config, mounts)
+    # Apps are imported and certificates read: not on the event loop.
+    server = Server(config, await anyio.to_thread.run_sync(prepare, config))
     await server.run(task_status=task_status)
 
 
 def run(**options: Any) -> None:
     """Serve with the seed's options until SIGINT or SIGTERM. See skitai.Config."""
     config = Config.from_options(options)
-    mounts = MountTable.from_config(config.mount)
+    prepared = prepare(config)
     stop_logging = configure(config.log_dir, config.log_level)
     forced = False
     try:
         log.info("skitai starting: %d threads, %s backend", config.threads, config.backend)
-        forced = anyio.run(_main, config, mounts, backend=config.backend,
+        forced = anyio.run(_main, config, prepared, backend=config.backend,
                            backend_options=_backend_options(config.backend))
     except KeyboardInterrupt:
         forced = True
@@ -75,8 +73,8 @@ def _app_threads_still_running(wait: float = 0.5) -> int:
     return sum(thread.is_alive() for thread in workers)
 
 
-async def _main(config: Config, mounts: MountTable) -> bool:
-    server = Server(config, mounts)
+async def _main(config: Config, prepared: Prepared) -> bool:
+    server = Server(config, prepared)
     forced = False
     async with anyio.create_task_group() as tg:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

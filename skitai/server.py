@@ -19,6 +19,7 @@ import errno
 import logging
 import ssl
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
@@ -44,10 +45,26 @@ _RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.E
 ACCEPT_BACKOFF = 0.1
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What a server needs that blocks to get: apps imported, certificates read."""
+
+    mounts: MountTable
+    tls: ssl.SSLContext | None
+
+
+def prepare(config: Config) -> Prepared:
+    """Import the mounted apps and load the TLS context. Blocking: call it off the loop."""
+    tls = None
+    if config.certfile:
+        tls = server_context(config.certfile, config.keyfile, config.passphrase)
+    return Prepared(MountTable.from_config(config.mount), tls)
+
+
 class Server:
-    def __init__(self, config: Config, mounts: MountTable | None = None) -> None:
+    def __init__(self, config: Config, prepared: Prepared) -> None:
         self.config = config
-        self.mounts = mounts if mounts is not None else MountTable.from_config(config.mount)
+        self.mounts = prepared.mounts
         self.pool = WorkerPool(config.threads)
         self.callbacks = LoopCallbacks()
         self.handler = RequestHandler(config, self.mounts, self.pool, self.callbacks)
@@ -62,9 +79,7 @@ class Server:
         self._driver_class: Callable[..., HTTP11Connection | FastHTTP11Connection] = (
             http11_driver(config.http_parser)
         )
-        self._tls: ssl.SSLContext | None = None
-        if config.certfile:
-            self._tls = server_context(config.certfile, config.keyfile, config.passphrase)
+        self._tls = prepared.tls
 
     # ------------------------------------------------------------ lifecycle
 

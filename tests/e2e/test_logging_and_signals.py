@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from skitai.log import configure
 from tests.support.processes import free_port, stop, wait_until_serving
@@ -41,16 +42,17 @@ SLOW_SERVER = textwrap.dedent(
             time.sleep(30)
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
-    skitai.run(mount=("/", app), port=int(sys.argv[1]), grace=30)
+    skitai.run(mount=("/", app), port=int(sys.argv[1]), backend=sys.argv[2], grace=30)
     """
 )
 
 
-def test_a_second_signal_forces_the_exit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_second_signal_forces_the_exit(tmp_path: Path, backend: str) -> None:
     script = tmp_path / "server.py"
     script.write_text(SLOW_SERVER)
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(script), str(port)],
+    process = subprocess.Popen([sys.executable, str(script), str(port), backend],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     slow: subprocess.Popen[bytes] | None = None
     try:

@@ -11,8 +11,7 @@ from typing import Any
 import anyio
 
 import skitai
-from skitai.mounts import MountTable
-from skitai.server import Server
+from skitai.server import Server, prepare
 
 
 @dataclass
@@ -44,8 +43,7 @@ async def serving(**options: Any) -> AsyncIterator[Served]:
     options.setdefault("port", 0)
     options.setdefault("http_parser", HTTP_PARSER["name"])
     config = skitai.Config.from_options(options)
-    mounts = await anyio.to_thread.run_sync(MountTable.from_config, config.mount)
-    server = Server(config, mounts)
+    server = Server(config, await anyio.to_thread.run_sync(prepare, config))
     fds_before = open_fds()
     async with anyio.create_task_group() as tg:
         addresses = await tg.start(lambda task_status: server.run(task_status=task_status))
