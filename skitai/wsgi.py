@@ -183,7 +183,6 @@ class WsgiCall:
         self._notified = False
         self._wake = anyio.Event()
         self.abandoned = False
-        self.done = False
         # request body, loop -> worker
         self._body: deque[bytes] = deque(body)
         self._body_eof = body_complete
@@ -489,7 +488,6 @@ class WsgiCall:
             self.abandon()
             raise ClientDisconnected("response abandoned mid-body")
         elif kind == "done":
-            self.done = True
             return True
         return False
 
