@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
-from anyio.streams.tls import TLSStream
+from anyio.streams.tls import TLSAttribute, TLSStream
 
 from skitai.config import Config
 from skitai.handler import RequestHandler
 from skitai.mounts import MountTable
 from skitai.protocols import http11_driver
+from skitai.protocols.http2 import HTTP2Connection
 from skitai.protocols.http11 import HTTP11Connection
 from skitai.protocols.sockets import SocketStream, TCPListener, bind_tcp
 from skitai.protocols.timeouts import ConnectionControl, sweep, sweep_interval
@@ -234,6 +235,12 @@ class Server:
                         "timed out" if isinstance(exc, TimeoutError) else cause)
             await raw.aclose()
             self._connections.discard(control)
+            return
+        if stream.extra(TLSAttribute.alpn_protocol, None) == "h2":
+            await HTTP2Connection(
+                stream, self.handler, limits=self.config.limits, scheme="https", client=client,
+                server=server, control=control, server_header=self._server_header,
+            ).run()
             return
         await self._driver(stream, client, server, "https", control).run()
 

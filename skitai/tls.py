@@ -13,7 +13,7 @@ import ssl
 
 from skitai.errors import ConfigError
 
-ALPN_PROTOCOLS = ("http/1.1",)
+ALPN_PROTOCOLS = ("h2", "http/1.1")
 
 
 def server_context(

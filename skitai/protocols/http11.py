@@ -197,6 +197,11 @@ class HTTP11Connection(HTTP1Driver):
                 control.idle = False
             if not data and not head[0]:
                 return None  # closed between requests; EOF inside a request is h11's to judge
+            if not self._requests and not head[0]:
+                sniffed = await self._sniff_http2(data)
+                if sniffed is None:
+                    return None  # HTTP/2 with prior knowledge
+                data = sniffed
             head.append(self._feed(data))
             event = self.next_event()
             if event is h11.NEED_DATA:
@@ -209,7 +214,26 @@ class HTTP11Connection(HTTP1Driver):
             return None  # ConnectionClosed
         self._requests += 1
         self._answering_head = event.method == b"HEAD"
-        return self._to_request(event, b"".join(head))
+        request = self._to_request(event, b"".join(head))
+        if _asks_for_h2c(request) and self._scheme == "http":
+            await self._upgrade_to_h2c(request)
+            return None
+        return request
+
+    async def _upgrade_to_h2c(self, request: Request) -> None:
+        """RFC 7540 3.2: read the whole request, answer 101, go on in HTTP/2 with it as stream 1."""
+        exchange = HTTP11Exchange(self, request)
+        body = bytearray()
+        while piece := await exchange.receive_body(65536):
+            body += piece
+        settings = request.header(b"http2-settings") or b""
+        switch = h11.InformationalResponse(
+            status_code=101, headers=[(b"Connection", b"Upgrade"), (b"Upgrade", b"h2c")],
+            reason=b"Switching Protocols",
+        )
+        await self.send(self._h11.send(switch))
+        leftover = self._h11.trailing_data[0] + self._pending
+        self._switch_to_http2(initial_data=leftover, upgrade=(settings, request, bytes(body)))
 
     # -------------------------------------------------------------- validation
 
@@ -217,6 +241,15 @@ class HTTP11Connection(HTTP1Driver):
         _check_head(raw, self._limits)
         version = event.http_version.decode("ascii")
         return self._make_request(event.method, event.target, version, list(event.headers))
+
+
+def _asks_for_h2c(request: Request) -> bool:
+    """An HTTP/1.1 request asking to continue in cleartext HTTP/2 (RFC 7540 3.2)."""
+    if request.http_version != "1.1" or request.header(b"http2-settings") is None:
+        return False
+    upgrades = [v.lower() for v in request.header_list(b"upgrade")]
+    options = [v.lower() for v in request.header_list(b"connection")]
+    return b"h2c" in upgrades and b"upgrade" in options and b"http2-settings" in options
 
 
 def _check_head(raw: bytes, limits: Limits) -> None:

@@ -206,7 +206,7 @@ class FastHTTP11Connection(HTTP1Driver):
     # -------------------------------------------------------------- main loop
 
     def _after_last_request(self) -> Outcome:
-        return self._hand_over if self._upgrade is not None else False
+        return self._hand_over if self._upgrade is not None else super()._after_last_request()
 
     def _new_exchange(self, request: Request) -> FastExchange:
         return FastExchange(self, request, self._body_complete)
@@ -243,6 +243,11 @@ class FastHTTP11Connection(HTTP1Driver):
                 if parser.in_head:
                     raise BadRequest("connection closed inside a request head")
                 return None
+            if not self._requests and not parser.in_head:
+                sniffed = await self._sniff_http2(data)
+                if sniffed is None:
+                    return None  # HTTP/2 with prior knowledge
+                data = sniffed
             self.feed(data)
             if not parser.events and self._upgrade is None:
                 control.arm(HEAD, limits.header_timeout)

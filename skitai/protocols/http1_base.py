@@ -22,6 +22,7 @@ from skitai.config import Limits
 from skitai.errors import ClientDisconnected, RemoteProtocolError, RequestTimeout
 from skitai.protocols.events import Exchange, Request
 from skitai.protocols.http1_rules import READ_SIZE, check_request, peer, split_target
+from skitai.protocols.http2 import PREFACE, HTTP2Connection
 from skitai.protocols.sockets import linger
 from skitai.protocols.timeouts import BODY, HEAD, SEND, ConnectionControl
 
@@ -37,7 +38,7 @@ Handler = Callable[[Exchange], Awaitable[None]]
 class HTTP1Driver(ABC):
     __slots__ = (
         "_answering_head", "_client", "_exchange", "_handler", "_limits", "_receive_closed",
-        "_requests", "_scheme", "_server", "_server_header", "_stream", "control",
+        "_requests", "_scheme", "_server", "_server_header", "_stream", "_successor", "control",
     )
 
     def __init__(
@@ -65,6 +66,7 @@ class HTTP1Driver(ABC):
         self._receive_closed = False
         self._answering_head = False  # the request being answered is HEAD: no body in an error
         self._exchange: Any = None
+        self._successor: Callable[[], Awaitable[None]] | None = None  # another protocol's driver
 
     def _make_request(
         self, method: bytes, target: bytes, version: str, headers: list[tuple[bytes, bytes]]
@@ -169,7 +171,39 @@ class HTTP1Driver(ABC):
 
     def _after_last_request(self) -> Outcome:
         """What _cycle returns when no request came: False to close, or a successor."""
-        return False
+        return self._successor or False
+
+    async def _sniff_http2(self, data: bytes) -> bytes | None:
+        """The first bytes of a connection, read on as far as the HTTP/2 preface goes.
+
+        Data that is the preface (h2c with prior knowledge) hands the connection
+        to the HTTP/2 driver and gives None; anything else is returned to be
+        parsed as HTTP/1.
+        """
+        while len(data) < len(PREFACE) and PREFACE.startswith(data):
+            more = await self._read()
+            if not more:
+                return data
+            data += more
+        if not data.startswith(PREFACE):
+            return data
+        self._switch_to_http2(initial_data=data)
+        return None
+
+    def _switch_to_http2(
+        self, *, initial_data: bytes, upgrade: tuple[bytes, Request, bytes] | None = None
+    ) -> None:
+        driver = HTTP2Connection(
+            self._stream, self._handler, limits=self._limits, scheme=self._scheme,
+            client=self._client, server=self._server, control=self.control,
+            server_header=self._server_header, initial_data=initial_data, upgrade=upgrade,
+        )
+
+        async def successor() -> None:
+            self.control.renew()
+            await driver.run()
+
+        self._successor = successor
 
     @abstractmethod
     async def _receive_request(self) -> Request | None:

@@ -25,11 +25,14 @@ SEND = "send"  # the client is not reading what we write: expiry drops it
 class ConnectionControl:
     """What the server and the sweeper can ask of one live connection."""
 
-    __slots__ = ("deadline", "draining", "expired", "idle", "number", "on_close", "phase", "scope")
+    __slots__ = (
+        "deadline", "draining", "expired", "idle", "number", "on_close", "on_drain", "phase", "scope",
+    )
 
     def __init__(self, number: int, on_close: Callable[[ConnectionControl], None] | None = None) -> None:
         self.number = number
         self.on_close = on_close  # called once the connection is closed
+        self.on_drain: Callable[[], None] | None = None  # a driver's own graceful stop
         self.scope = anyio.CancelScope()  # covers the connection's whole life
         self.draining = False  # finish the current response, then close
         self.idle = False  # waiting for the next request: safe to close at once
@@ -53,6 +56,8 @@ class ConnectionControl:
         self.draining = True
         if self.idle:
             self.scope.cancel()
+        elif self.on_drain is not None:
+            self.on_drain()
 
     def check(self, now: float) -> None:
         if now >= self.deadline:

@@ -1,0 +1,592 @@
+"""HTTP/2 server driver on h2.
+
+Theory: the connection task reads frames and feeds h2; each request
+becomes a `Stream` served by its own task in the connection's task group,
+through the same `Exchange` interface as HTTP/1.1, so WSGI, static files
+and the access log need nothing of HTTP/2. Every task talks to the one h2
+state machine (all on the event loop thread, so no lock is needed for it);
+what h2 wants sent is written by `flush()`, which one task at a time runs
+and which takes everything pending, so writes coalesce.
+
+Flow control is honoured both ways. A stream's received data is
+acknowledged (its window reopened) only as the app reads it, so a slow app
+slows its client, and the server never holds more of a body than the
+windows it advertised. Response data goes out in pieces no larger than the
+stream's and the connection's windows allow; a stream waits for a
+WINDOW_UPDATE, and a send does not return before its bytes are written.
+
+h2 refuses a stream over the advertised SETTINGS_MAX_CONCURRENT_STREAMS by
+killing the whole connection, before it has decoded the stream's headers
+(hypercorn#335). `_H2Connection` keeps h2 from counting, and the driver
+refuses just that stream with REFUSED_STREAM (RFC 9113 5.1.2 allows either).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any
+
+import anyio
+import anyio.abc
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+from h2.errors import ErrorCodes
+
+from skitai.config import Limits
+from skitai.errors import (
+    BadRequest,
+    BodyTooLarge,
+    ClientDisconnected,
+    HeadersTooLarge,
+    RemoteProtocolError,
+    RequestTimeout,
+    TargetTooLong,
+)
+from skitai.protocols.events import Exchange, ExchangeStats, Headers, Request
+from skitai.protocols.headers import DATE, has_bad_field_byte
+from skitai.protocols.http1_rules import READ_SIZE, peer, split_target
+from skitai.protocols.timeouts import IDLE, SEND, ConnectionControl
+
+log = logging.getLogger("skitai.server")
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+MAX_CONCURRENT_STREAMS = 100
+# The connection-level request window; each stream's starts at the SETTINGS value.
+CONNECTION_WINDOW = 1 << 24
+STREAM_WINDOW = 1 << 20
+_CONNECTION_HEADERS = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+
+Handler = Callable[[Exchange], Awaitable[None]]
+
+
+class _H2Connection(h2.connection.H2Connection):
+    """h2, minus its connection-killing check of the inbound stream limit."""
+
+    @property
+    def open_inbound_streams(self) -> int:
+        super().open_inbound_streams  # noqa: B018 - it also forgets closed streams
+        return 0
+
+
+class Stream:
+    """The receiving side of one HTTP/2 stream: its body as it arrives."""
+
+    __slots__ = ("body", "ended", "exchange", "id", "reset", "scope", "wake", "window_open")
+
+    def __init__(self, stream_id: int) -> None:
+        self.id = stream_id
+        self.body: deque[tuple[bytes, int]] = deque()  # (data, flow-controlled length)
+        self.ended = False
+        self.reset = False
+        self.wake = anyio.Event()  # data, end, reset
+        self.window_open = anyio.Event()
+        self.scope = anyio.CancelScope()
+        self.exchange: HTTP2Exchange | None = None
+
+    def signal(self) -> None:
+        self.wake.set()
+
+
+class HTTP2Connection:
+    """Serves HTTP/2 on one byte stream until either side closes it."""
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        handler: Handler,
+        *,
+        limits: Limits,
+        scheme: str,
+        client: tuple[str, int] | None,
+        server: tuple[str, int],
+        control: ConnectionControl,
+        server_header: bytes,
+        initial_data: bytes = b"",
+        upgrade: tuple[bytes, Request, bytes] | None = None,
+    ) -> None:
+        self._stream = stream
+        self._handler = handler
+        self._limits = limits
+        self._scheme = scheme
+        self._client = client
+        self._server = server
+        self.control = control
+        self._server_header = server_header
+        self._initial_data = initial_data
+        self._upgrade = upgrade  # (HTTP2-Settings, the request, its body) of an h2c upgrade
+        self._h2 = _H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding=None, validate_outbound_headers=False,
+            normalize_outbound_headers=False,
+        ))
+        self._streams: dict[int, Stream] = {}
+        self._send_lock = anyio.Lock()
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._last_stream = 0
+        self._requests = 0
+        self._closing = False
+        self._goaway_sent = False
+
+    # -------------------------------------------------------------- I/O
+
+    async def flush(self) -> None:
+        """Write whatever h2 has pending; one task at a time, each taking it all."""
+        async with self._send_lock:
+            data = self._h2.data_to_send()
+            if not data:
+                return
+            control = self.control
+            control.arm(SEND, self._limits.send_timeout)
+            try:
+                await self._stream.send(data)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                raise ClientDisconnected(str(exc) or type(exc).__name__) from exc
+            finally:
+                control.disarm()
+
+    # -------------------------------------------------------------- main loop
+
+    async def run(self) -> None:
+        """Serve until the connection ends. Never raises, except cancellation."""
+        control = self.control
+        control.on_drain = self._drain
+        try:
+            with control.scope:
+                async with anyio.create_task_group() as tasks:
+                    self._tasks = tasks
+                    await self._start()
+                    await self._read_frames()
+        except ClientDisconnected:
+            pass
+        except Exception:
+            log.exception("connection %d failed", control.number)
+        finally:
+            with anyio.CancelScope(shield=True):
+                if control.expired == IDLE or (control.draining and not self._goaway_sent):
+                    await self._goaway(ErrorCodes.NO_ERROR)
+                await self._stream.aclose()
+            if control.on_close is not None:
+                control.on_close(control)
+
+    async def _start(self) -> None:
+        h = self._h2
+        h.local_settings = h2.settings.Settings(client=False, initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: MAX_CONCURRENT_STREAMS,
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self._limits.max_header_block,
+            h2.settings.SettingCodes.ENABLE_PUSH: 0,
+        })
+        if self._upgrade is not None:
+            settings, request, body = self._upgrade
+            h.initiate_upgrade_connection(settings)
+            self._serve_upgraded(request, body)
+        else:
+            h.initiate_connection()
+        h.increment_flow_control_window(CONNECTION_WINDOW - 65535)
+        await self.flush()
+        if self._initial_data:
+            await self._feed(self._initial_data)
+
+    def _drain(self) -> None:
+        """Graceful stop: GOAWAY now, then serve the streams in flight to their end."""
+        if self._tasks is not None and not self._goaway_sent:
+            self._tasks.start_soon(self._goaway, ErrorCodes.NO_ERROR)
+
+    async def _read_frames(self) -> None:
+        """Read until EOF, or until no stream is left once the connection is ending.
+
+        Reading goes on while streams are in flight, even after a GOAWAY:
+        they need the client's WINDOW_UPDATEs and the rest of their bodies.
+        """
+        control = self.control
+        limits = self._limits
+        while True:
+            if not self._streams:
+                if self._closing or control.draining:
+                    return
+                control.idle = True
+                control.arm(IDLE, limits.keep_alive_timeout)
+            try:
+                data = await self._stream.receive(READ_SIZE)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
+                    OSError):
+                data = b""
+            finally:
+                control.idle = False
+                control.disarm()
+            if not data:
+                self._closing = True
+                for stream in list(self._streams.values()):
+                    if not stream.ended:  # the rest of its body will never come
+                        stream.reset = True
+                        stream.signal()
+                return
+            await self._feed(data)
+
+    async def _feed(self, data: bytes) -> None:
+        try:
+            events = self._h2.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            # h2 has queued the GOAWAY with the right code: send it, end everything.
+            log.warning("%s HTTP/2 protocol error: %s", peer(self._client), exc)
+            self._closing = True
+            self._goaway_sent = True
+            await self.flush()
+            assert self._tasks is not None
+            self._tasks.cancel_scope.cancel()
+            return
+        for event in events:
+            self._dispatch(event)
+        await self.flush()
+
+    def _dispatch(self, event: Any) -> None:
+        kind = type(event)
+        if kind is h2.events.RequestReceived:
+            self._open_stream(event)
+        elif kind is h2.events.DataReceived:
+            self._receive_data(event)
+        elif kind is h2.events.StreamEnded:
+            stream = self._streams.get(event.stream_id)
+            if stream is not None:
+                stream.ended = True
+                stream.signal()
+        elif kind is h2.events.StreamReset:
+            stream = self._streams.get(event.stream_id)
+            if stream is not None:
+                stream.reset = True
+                stream.scope.cancel()
+                stream.signal()
+                stream.window_open.set()
+        elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
+            self._open_windows(getattr(event, "stream_id", 0))
+        elif kind is h2.events.ConnectionTerminated:
+            self._closing = True
+        elif kind is h2.events.TrailersReceived:
+            stream = self._streams.get(event.stream_id)
+            if stream is not None and event.stream_ended is not None:
+                stream.ended = True
+                stream.signal()
+
+    def _open_windows(self, stream_id: int) -> None:
+        streams = self._streams.values() if stream_id == 0 else [self._streams.get(stream_id)]
+        for stream in streams:
+            if stream is not None:
+                stream.window_open.set()
+
+    def _receive_data(self, event: h2.events.DataReceived) -> None:
+        stream = self._streams.get(event.stream_id)
+        if stream is None or stream.reset:
+            # nobody will read it: give the window back at once
+            if event.flow_controlled_length:
+                self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            return
+        stream.body.append((event.data, event.flow_controlled_length))
+        if event.stream_ended is not None:
+            stream.ended = True
+        stream.signal()
+
+    # -------------------------------------------------------------- streams
+
+    def _open_stream(self, event: h2.events.RequestReceived) -> None:
+        stream_id = event.stream_id
+        self._last_stream = max(self._last_stream, stream_id)
+        if self._closing or self.control.draining:
+            self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            return
+        if len(self._streams) >= MAX_CONCURRENT_STREAMS:
+            self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            return
+        stream = Stream(stream_id)
+        stream.ended = event.stream_ended is not None
+        self._streams[stream_id] = stream
+        self._requests += 1
+        try:
+            request = self._to_request(stream_id, event.headers)
+        except RemoteProtocolError as exc:
+            self._start_task(self._refuse, stream, exc)
+            return
+        self._start_task(self._serve_stream, stream, request)
+
+    def _serve_upgraded(self, request: Request, body: bytes) -> None:
+        """Stream 1 of an h2c upgrade: the HTTP/1.1 request, its body already read."""
+        stream = Stream(1)
+        stream.ended = True
+        if body:
+            stream.body.append((body, 0))
+        self._streams[1] = stream
+        self._last_stream = 1
+        self._requests += 1
+        upgraded = Request(
+            method=request.method, target=request.target, path=request.path,
+            query=request.query, http_version="2", headers=request.headers,
+            scheme=request.scheme, client=request.client, server=request.server,
+            stream_id=1, connection_number=request.connection_number, request_number=1,
+        )
+        self._start_task(self._serve_stream, stream, upgraded)
+
+    def _start_task(self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+        assert self._tasks is not None
+        self._tasks.start_soon(func, *args)
+
+    def _to_request(self, stream_id: int, raw_headers: Iterable[tuple[bytes, bytes]]) -> Request:
+        limits = self._limits
+        pseudo: dict[bytes, bytes] = {}
+        headers: list[tuple[bytes, bytes]] = []
+        size = 0
+        for name, value in raw_headers:
+            size += len(name) + len(value) + 32  # RFC 9113 6.5.2 counts 32 bytes a field
+            if name.startswith(b":"):
+                pseudo[name] = value
+                continue
+            if len(name) + len(value) + 4 > limits.max_header_line:
+                raise HeadersTooLarge(f"header field {name.decode()!r} over {limits.max_header_line} bytes")
+            if has_bad_field_byte(value):
+                raise BadRequest(f"control character in header {name.decode()!r}")
+            headers.append((name, value))
+        if size > limits.max_header_block:
+            raise HeadersTooLarge("request headers over the size limit")
+        if len(headers) > limits.max_headers:
+            raise HeadersTooLarge(f"more than {limits.max_headers} header fields")
+        method = pseudo.get(b":method", b"").decode("ascii")
+        target = pseudo.get(b":path", b"")
+        if method == "CONNECT" and b":path" not in pseudo:
+            target = pseudo.get(b":authority", b"")
+        if len(method) + len(target) + 10 > limits.max_request_line:
+            raise TargetTooLong(f"request line over {limits.max_request_line} bytes")
+        authority = pseudo.get(b":authority")
+        if authority is not None and not any(name == b"host" for name, _ in headers):
+            headers.insert(0, (b"host", authority))
+        path, query = split_target(method, target)
+        length = next((v for n, v in headers if n == b"content-length"), None)
+        if length is not None and not length.isdigit():
+            raise BadRequest("invalid Content-Length")
+        if length is not None and limits.max_body_size and int(length) > limits.max_body_size:
+            raise BodyTooLarge(f"body of {int(length)} bytes over {limits.max_body_size}")
+        return Request(
+            method=method,
+            target=target,
+            path=path,
+            query=query,
+            http_version="2",
+            headers=headers,
+            scheme=pseudo.get(b":scheme", self._scheme.encode()).decode("latin-1"),
+            client=self._client,
+            server=self._server,
+            stream_id=stream_id,
+            connection_number=self.control.number,
+            request_number=self._requests,
+        )
+
+    async def _serve_stream(self, stream: Stream, request: Request) -> None:
+        exchange = stream.exchange = HTTP2Exchange(self, stream, request)
+        try:
+            with stream.scope:
+                try:
+                    await self._handler(exchange)
+                except RemoteProtocolError as exc:
+                    if exchange.response_started:
+                        self._reset(stream, exc.h2_code)
+                    else:
+                        await self._answer(exchange, exc)
+                    return
+                if not exchange.finished:
+                    if exchange.response_started:
+                        self._reset(stream, ErrorCodes.INTERNAL_ERROR)
+                    else:
+                        await exchange.respond(500, [(b"content-type", b"text/plain")], b"no response")
+        except ClientDisconnected:
+            pass
+        except Exception:
+            log.exception("stream %d of connection %d failed", stream.id, self.control.number)
+            self._reset(stream, ErrorCodes.INTERNAL_ERROR)
+        finally:
+            await self._close_stream(stream)
+
+    async def _refuse(self, stream: Stream, exc: RemoteProtocolError) -> None:
+        log.warning("%s stream %d: %d %s", peer(self._client), stream.id, exc.status, exc.message)
+        try:
+            body = f"{exc.status} {exc.message}\n".encode()
+            headers = [(b":status", str(exc.status).encode()),
+                       (b"content-type", b"text/plain; charset=utf-8"),
+                       (b"content-length", str(len(body)).encode())]
+            self._h2.send_headers(stream.id, headers)
+            self._h2.send_data(stream.id, body, end_stream=True)
+            await self.flush()
+        except (h2.exceptions.ProtocolError, ClientDisconnected):
+            pass
+        finally:
+            await self._close_stream(stream)
+
+    async def _answer(self, exchange: HTTP2Exchange, exc: RemoteProtocolError) -> None:
+        log.warning("%s stream %d: %d %s", peer(self._client), exchange.stream.id, exc.status,
+                    exc.message)
+        body = f"{exc.status} {exc.message}\n".encode()
+        await exchange.respond(exc.status, [(b"content-type", b"text/plain; charset=utf-8")], body)
+
+    def _reset(self, stream: Stream, code: int) -> None:
+        if not stream.reset:
+            stream.reset = True
+            try:
+                self._h2.reset_stream(stream.id, code)
+            except h2.exceptions.ProtocolError:
+                pass
+
+    async def _close_stream(self, stream: Stream) -> None:
+        self._streams.pop(stream.id, None)
+        # What the app left unread: give the connection window back.
+        unread = sum(length for _, length in stream.body)
+        stream.body.clear()
+        h = self._h2
+        try:
+            if unread:
+                h.acknowledge_received_data(unread, stream.id)
+            if not stream.ended and not stream.reset:
+                # the response is complete but the request is not: stop its upload
+                self._reset(stream, ErrorCodes.NO_ERROR)
+        except h2.exceptions.ProtocolError:
+            pass
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.flush()
+            except ClientDisconnected:
+                pass
+
+    async def _goaway(self, code: int) -> None:
+        self._goaway_sent = True
+        try:
+            self._h2.close_connection(code, last_stream_id=self._last_stream)
+            with anyio.move_on_after(1):
+                await self.flush()
+        except (h2.exceptions.ProtocolError, ClientDisconnected):
+            pass
+
+
+class HTTP2Exchange:
+    """One request/response on an HTTP/2 stream."""
+
+    __slots__ = ("_conn", "_is_head", "finished", "request", "response_started", "stats", "stream")
+
+    def __init__(self, conn: HTTP2Connection, stream: Stream, request: Request) -> None:
+        self._conn = conn
+        self.stream = stream
+        self.request = request
+        self.stats = ExchangeStats(started=time.monotonic())
+        self.response_started = False
+        self.finished = False
+        self._is_head = request.method == "HEAD"
+
+    @property
+    def expects_continue(self) -> bool:
+        return False  # HTTP/2 flow control makes 100-continue unnecessary; it is never sent
+
+    def close_after_response(self) -> None:
+        """Nothing to close on a multiplexed connection: the stream ends with its response."""
+
+    async def receive_body(self, max_bytes: int) -> bytes:
+        stream = self.stream
+        conn = self._conn
+        limits = conn._limits
+        while not stream.body:
+            if stream.ended or stream.reset:
+                return b""
+            stream.wake = anyio.Event()
+            with anyio.move_on_after(limits.body_timeout or None) as waited:
+                await stream.wake.wait()
+            if waited.cancelled_caught:
+                raise RequestTimeout("request body stalled")
+        data, length = stream.body.popleft()
+        self.stats.bytes_in += len(data)
+        if limits.max_body_size and self.stats.bytes_in > limits.max_body_size:
+            raise BodyTooLarge(f"body over {limits.max_body_size} bytes")
+        if length:
+            # the app has it now: the client may send as much again
+            conn._h2.acknowledge_received_data(length, stream.id)
+            await conn.flush()
+        return data
+
+    def _headers(self, status: int, headers: Headers) -> list[tuple[bytes, bytes]]:
+        out = [(b":status", str(status).encode("ascii"))]
+        has_date = has_server = False
+        for name, value in headers:
+            lower = name.lower()
+            if lower in _CONNECTION_HEADERS:
+                continue
+            if b"\r" in value or b"\n" in value or b"\x00" in value:
+                raise ValueError(f"invalid response header {name!r}")
+            if lower == b"date":
+                has_date = True
+            elif lower == b"server":
+                has_server = True
+            out.append((lower, value))
+        if not has_date:
+            out.append((b"date", DATE.now()))
+        if not has_server:
+            out.append((b"server", self._conn._server_header))
+        return out
+
+    def _send_headers(self, status: int, headers: Headers, end_stream: bool) -> None:
+        if self.response_started:
+            raise RuntimeError("response already started")
+        self.response_started = True
+        self.stats.status = status
+        self.stats.responded = time.monotonic()
+        self._conn._h2.send_headers(self.stream.id, self._headers(status, headers),
+                                    end_stream=end_stream)
+
+    async def start_response(self, status: int, headers: Headers, reason: bytes = b"") -> None:
+        self._send_headers(status, headers, end_stream=False)
+
+    async def send_body(self, data: bytes) -> None:
+        if not data or self._is_head:
+            return
+        conn = self._conn
+        h = conn._h2
+        stream = self.stream
+        view = memoryview(data)
+        while view:
+            if stream.reset:
+                raise ClientDisconnected("stream reset by the client")
+            window = min(h.local_flow_control_window(stream.id), h.max_outbound_frame_size)
+            if window <= 0:
+                await conn.flush()
+                stream.window_open = anyio.Event()
+                await stream.window_open.wait()
+                continue
+            piece = bytes(view[:window])
+            h.send_data(stream.id, piece)
+            view = view[window:]
+            await conn.flush()
+        self.stats.bytes_out += len(data)
+
+    async def end_response(self, trailers: Headers = ()) -> None:
+        h = self._conn._h2
+        if trailers and not self._is_head:
+            h.send_headers(self.stream.id, [(n.lower(), v) for n, v in trailers], end_stream=True)
+        else:
+            h.end_stream(self.stream.id)
+        await self._conn.flush()
+        self.finished = True
+        self.stats.finished = time.monotonic()
+
+    async def respond(
+        self, status: int, headers: Headers, body: bytes = b"", reason: bytes = b""
+    ) -> None:
+        headers = list(headers)
+        if not any(name.lower() == b"content-length" for name, _ in headers) and status >= 200 \
+                and status not in (204, 304):
+            headers.append((b"content-length", str(len(body)).encode("ascii")))
+        send_body = bool(body) and not self._is_head and status not in (204, 304)
+        self._send_headers(status, headers, end_stream=not send_body)
+        if send_body:
+            await self.send_body(body)
+            self._conn._h2.end_stream(self.stream.id)
+        await self._conn.flush()
+        self.finished = True
+        self.stats.finished = time.monotonic()
