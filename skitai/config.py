@@ -97,6 +97,7 @@ class Config:
     mount: Any = ()  # (point, target) or a list of them; see skitai.mounts
     address: str = "127.0.0.1"
     port: int = 5000
+    tls_port: int | None = None  # with a certificate: HTTPS here, plain HTTP on `port`
     threads: int = 4
     backend: str = "asyncio"
     http_parser: str = "auto"  # HTTP/1.1: "h11", "httptools" (faster), or "auto": httptools if installed
@@ -130,6 +131,11 @@ class Config:
             raise ConfigError(f"threads must be an integer >= 1, not {self.threads!r}")
         if not isinstance(self.port, int) or not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be an integer in 0..65535, not {self.port!r}")
+        if self.tls_port is not None:
+            if not self.certfile:
+                raise ConfigError("tls_port needs a certfile")
+            if not isinstance(self.tls_port, int) or not 0 <= self.tls_port <= 65535:
+                raise ConfigError(f"tls_port must be an integer in 0..65535, not {self.tls_port!r}")
         if self.grace < 0:
             raise ConfigError(f"grace must be >= 0, not {self.grace!r}")
         if self.log_dir is not None and not os.path.isdir(self.log_dir):

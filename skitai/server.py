@@ -75,7 +75,7 @@ class Server:
         self._connection_count = 0
         self._stopping = anyio.Event()
         self._finished = anyio.Event()
-        self._accepting = anyio.CancelScope()
+        self._accepting: list[anyio.CancelScope] = []  # one per listener
         self._conns_scope: anyio.CancelScope | None = None
         self._driver_class: Callable[..., HTTP11Connection | FastHTTP11Connection] = (
             http11_driver(config.http_parser)
@@ -115,12 +115,21 @@ class Server:
         return len(self._connections)
 
     async def _bind(self) -> list[TCPListener]:
+        """Listeners on `port` (TLS when a certificate is given and no `tls_port`), then `tls_port`."""
         config = self.config
         listeners = bind_tcp(config.address, config.port, config.backlog)
+        plain = config.tls_port is not None or self._tls is None
+        for listener in listeners:
+            listener.tls = not plain
+        if config.tls_port is not None:
+            secure = bind_tcp(config.address, config.tls_port, config.backlog)
+            for listener in secure:
+                listener.tls = True
+            listeners += secure
         self.addresses = [listener.address for listener in listeners]
-        for address in self.addresses:
-            scheme = "https" if self._tls else "http"
-            log.info("listening on %s://%s", scheme, _format_address(address))
+        for listener in listeners:
+            scheme = "https" if listener.tls else "http"
+            log.info("listening on %s://%s", scheme, _format_address(listener.address))
         return listeners
 
     async def _serve_shielded(
@@ -146,7 +155,8 @@ class Server:
                         task_status.started()
                         await self._stopping.wait()
                         log.info("shutting down: %d connections open", len(self._connections))
-                        self._accepting.cancel()
+                        for scope in self._accepting:
+                            scope.cancel()
                         for listener in listeners:
                             await listener.aclose()
                         for control in list(self._connections):
@@ -169,7 +179,8 @@ class Server:
     # ------------------------------------------------------------ connections
 
     async def _accept_loop(self, listener: TCPListener, conns: anyio.abc.TaskGroup) -> None:
-        with self._accepting:
+        with anyio.CancelScope() as scope:
+            self._accepting.append(scope)
             while True:
                 try:
                     stream = await listener.accept()
@@ -183,9 +194,9 @@ class Server:
                         log.warning("accept failed: %r", exc)
                     await anyio.sleep(ACCEPT_BACKOFF)
                     continue
-                self._start_connection(stream, conns)
+                self._start_connection(stream, conns, listener.tls)
 
-    def _start_connection(self, stream: SocketStream, conns: anyio.abc.TaskGroup) -> None:
+    def _start_connection(self, stream: SocketStream, conns: anyio.abc.TaskGroup, tls: bool) -> None:
         client = stream.remote_address()
         if client is None:  # the client left before we looked at it
             stream.socket.close()
@@ -193,7 +204,7 @@ class Server:
         self._connection_count += 1
         control = ConnectionControl(self._connection_count, on_close=self._connections.discard)
         self._connections.add(control)
-        if self._tls is not None:
+        if tls:
             conns.start_soon(self._serve_tls, stream, client, control)
             return
         # The driver's run() is the task itself: one coroutine frame less per

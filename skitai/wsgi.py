@@ -196,7 +196,9 @@ class WsgiCall:
         self._gzip: GzipStream | None = None
         self._remaining: int | None = None  # bytes still owed to a declared Content-Length
         self.protocol_error: RemoteProtocolError | None = None
+        self._promises: list[str] = []  # paths to push (HTTP/2), sent before the response
         environ["wsgi.input"] = WsgiInput(self)
+        environ["skitai.hint_promise"] = self._promises.append
 
     # ------------------------------------------------------- worker thread side
 
@@ -326,12 +328,13 @@ class WsgiCall:
             headers.append((b"Content-Length", str(len(body)).encode("ascii")))
             self._gzip = None
         self._head_sent = True
-        self._post(("complete", status, reason, headers, b"" if self._is_head else body))
+        self._post(("complete", status, reason, headers, b"" if self._is_head else body,
+                    self._promises))
 
     def _send_head(self, known_length: int | None = None) -> None:
         status, reason, headers = self._head(known_length)
         self._head_sent = True
-        self._post(("head", status, reason, headers))
+        self._post(("head", status, reason, headers, self._promises))
 
     def _write(self, data: bytes) -> None:
         """The app's `write()` callable, and each item of its iterable."""
@@ -473,8 +476,10 @@ class WsgiCall:
             await exchange.send_body(item[1])
             self._inbox.put(("ack", len(item[1])))
         elif kind == "complete":
+            _promise(exchange, item[5])
             await exchange.respond(item[1], item[3], item[4], item[2])
         elif kind == "head":
+            _promise(exchange, item[4])
             await exchange.start_response(item[1], item[3], item[2])
         elif kind == "end":
             await exchange.end_response()
@@ -501,6 +506,12 @@ class WsgiCall:
             self._inbox.put(("error", exc))
         else:
             self._inbox.put(("body", data) if data else ("eof", None))
+
+
+def _promise(exchange: Exchange, paths: list[str]) -> None:
+    """HTTP/2 server push of what the app named with environ["skitai.hint_promise"]."""
+    for path in paths:
+        exchange.promise(path.encode("latin-1"))
 
 
 def _reject_body_item(item: object, index: int | None) -> None:

@@ -32,6 +32,7 @@ class Request:
     client: tuple[str, int] | None
     server: tuple[str, int]
     stream_id: int | None = None
+    pushed: bool = False  # a request the server made up for an HTTP/2 push
     connection_number: int = 0  # counts connections since the server started
     request_number: int = 0  # counts requests on this connection (HTTP/2: streams)
 
@@ -54,7 +55,8 @@ class Request:
     def request_line(self) -> str:
         """The request line as the access log shows it."""
         target = self.target.decode("latin-1")
-        return f"{self.method} {target} HTTP/{self.http_version}"
+        line = f"{self.method} {target} HTTP/{self.http_version}"
+        return f"PUSH {line}" if self.pushed else line
 
 
 @dataclass(slots=True)
@@ -109,3 +111,6 @@ class Exchange(Protocol):
 
     def close_after_response(self) -> None:
         """Ask the driver to close the connection once this response is sent."""
+
+    def promise(self, target: bytes) -> bool:
+        """Push a GET of `target` (a path) if the protocol and the client allow; True if pushed."""

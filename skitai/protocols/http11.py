@@ -319,6 +319,9 @@ class HTTP11Exchange:
     def expects_continue(self) -> bool:
         return bool(self._conn._h11.they_are_waiting_for_100_continue)
 
+    def promise(self, target: bytes) -> bool:
+        return False  # HTTP/1.x has no push
+
     def close_after_response(self) -> None:
         self._keep_alive_10 = False
         self._conn.control.draining = True

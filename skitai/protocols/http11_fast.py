@@ -344,6 +344,9 @@ class FastExchange:
     def expects_continue(self) -> bool:
         return self.continue_unanswered
 
+    def promise(self, target: bytes) -> bool:
+        return False  # HTTP/1.x has no push
+
     def close_after_response(self) -> None:
         self.close_connection = True
         self._conn.control.draining = True

@@ -4,9 +4,11 @@ Theory: the connection task reads frames and feeds h2; each request
 becomes a `Stream` served by its own task in the connection's task group,
 through the same `Exchange` interface as HTTP/1.1, so WSGI, static files
 and the access log need nothing of HTTP/2. Every task talks to the one h2
-state machine (all on the event loop thread, so no lock is needed for it);
-what h2 wants sent is written by `flush()`, which one task at a time runs
-and which takes everything pending, so writes coalesce.
+state machine (all on the event loop thread, so no lock is needed for it)
+and then asks the connection's one writer task to send what h2 has queued;
+the writer takes everything pending at once, so the frames of many streams
+leave in one write. A stream that has queued more than `WRITE_AHEAD` bytes
+waits until they are written.
 
 Flow control is honoured both ways. A stream's received data is
 acknowledged (its window reopened) only as the app reads it, so a slow app
@@ -60,6 +62,9 @@ MAX_CONCURRENT_STREAMS = 100
 # The connection-level request window; each stream's starts at the SETTINGS value.
 CONNECTION_WINDOW = 1 << 24
 STREAM_WINDOW = 1 << 20
+WRITE_AHEAD = 1 << 18  # queued response bytes after which a stream waits for the writer
+# Request headers a pushed request inherits from the one that promised it.
+_PUSHED_HEADERS = frozenset({b"accept-encoding", b"accept-language", b"cookie", b"user-agent"})
 _CONNECTION_HEADERS = frozenset(
     {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 )
@@ -79,20 +84,27 @@ class _H2Connection(h2.connection.H2Connection):
 class Stream:
     """The receiving side of one HTTP/2 stream: its body as it arrives."""
 
-    __slots__ = ("body", "ended", "exchange", "id", "reset", "scope", "wake", "window_open")
+    __slots__ = ("body", "ended", "exchange", "id", "reset", "task", "waiting")
 
     def __init__(self, stream_id: int) -> None:
         self.id = stream_id
         self.body: deque[tuple[bytes, int]] = deque()  # (data, flow-controlled length)
         self.ended = False
         self.reset = False
-        self.wake = anyio.Event()  # data, end, reset
-        self.window_open = anyio.Event()
-        self.scope = anyio.CancelScope()
+        self.waiting: anyio.Event | None = None  # for data, the end, a reset or window
+        self.task: anyio.TaskHandle[None] | None = None  # cancelled by RST_STREAM
         self.exchange: HTTP2Exchange | None = None
 
     def signal(self) -> None:
-        self.wake.set()
+        if self.waiting is not None:
+            self.waiting.set()
+
+    async def wait(self) -> None:
+        self.waiting = anyio.Event()
+        try:
+            await self.waiting.wait()
+        finally:
+            self.waiting = None
 
 
 class HTTP2Connection:
@@ -127,29 +139,71 @@ class HTTP2Connection:
             normalize_outbound_headers=False,
         ))
         self._streams: dict[int, Stream] = {}
-        self._send_lock = anyio.Lock()
+        self._write_wanted = anyio.Event()
+        self._write_done = anyio.Event()
+        self._queued_writes = 0  # flush() calls made
+        self._written = 0  # flush() calls whose data has been written
+        self._writer_gone = False
+        self._closed = False
+        self.unwritten = 0  # response bytes queued in h2 since the writer last took them
         self._tasks: anyio.abc.TaskGroup | None = None
         self._last_stream = 0
+        self._client_streams = 0  # streams the client opened that are still served
         self._requests = 0
         self._closing = False
         self._goaway_sent = False
 
     # -------------------------------------------------------------- I/O
 
+    def write_soon(self) -> None:
+        """Have the writer send what h2 has queued. Never waits."""
+        self._write_wanted.set()
+
     async def flush(self) -> None:
-        """Write whatever h2 has pending; one task at a time, each taking it all."""
-        async with self._send_lock:
-            data = self._h2.data_to_send()
-            if not data:
-                return
-            control = self.control
-            control.arm(SEND, self._limits.send_timeout)
+        """Have the writer send what h2 has queued, and wait until it is written."""
+        wanted = self._queued_writes = self._queued_writes + 1
+        self._write_wanted.set()
+        while self._written < wanted and not self._writer_gone:
+            waiter = self._write_done
+            await waiter.wait()
+        if self._writer_gone:
+            raise ClientDisconnected("the connection is closed")
+
+    async def _writer(self) -> None:
+        """The one task that writes to the socket."""
+        control = self.control
+        try:
+            while True:
+                await self._write_wanted.wait()
+                self._write_wanted = anyio.Event()
+                # Let every task that is ready queue its frames first.
+                await anyio.lowlevel.checkpoint()
+                batch = self._queued_writes
+                data = self._h2.data_to_send()
+                self.unwritten = 0
+                if data:
+                    control.arm(SEND, self._limits.send_timeout)
+                    try:
+                        await self._stream.send(data)
+                    finally:
+                        control.disarm()
+                self._written = batch
+                done, self._write_done = self._write_done, anyio.Event()
+                done.set()
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass  # the client is gone; the reader sees it too
+        finally:
+            self._writer_gone = True
+            self._write_done.set()
+
+    async def _write_now(self) -> None:
+        """Send what is queued from the calling task; only once the writer has stopped."""
+        data = self._h2.data_to_send()
+        if data and not self._closed:
             try:
                 await self._stream.send(data)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                raise ClientDisconnected(str(exc) or type(exc).__name__) from exc
-            finally:
-                control.disarm()
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                pass
 
     # -------------------------------------------------------------- main loop
 
@@ -159,10 +213,14 @@ class HTTP2Connection:
         control.on_drain = self._drain
         try:
             with control.scope:
-                async with anyio.create_task_group() as tasks:
-                    self._tasks = tasks
-                    await self._start()
-                    await self._read_frames()
+                async with anyio.create_task_group() as writing:
+                    writing.start_soon(self._writer)
+                    async with anyio.create_task_group() as tasks:
+                        self._tasks = tasks
+                        await self._start()
+                        await self._read_frames()
+                    await self.flush()  # what the last streams queued
+                    writing.cancel_scope.cancel()
         except ClientDisconnected:
             pass
         except Exception:
@@ -171,6 +229,7 @@ class HTTP2Connection:
             with anyio.CancelScope(shield=True):
                 if control.expired == IDLE or (control.draining and not self._goaway_sent):
                     await self._goaway(ErrorCodes.NO_ERROR)
+                self._closed = True
                 await self._stream.aclose()
             if control.on_close is not None:
                 control.on_close(control)
@@ -190,7 +249,7 @@ class HTTP2Connection:
         else:
             h.initiate_connection()
         h.increment_flow_control_window(CONNECTION_WINDOW - 65535)
-        await self.flush()
+        self.write_soon()
         if self._initial_data:
             await self._feed(self._initial_data)
 
@@ -244,7 +303,7 @@ class HTTP2Connection:
             return
         for event in events:
             self._dispatch(event)
-        await self.flush()
+        self.write_soon()
 
     def _dispatch(self, event: Any) -> None:
         kind = type(event)
@@ -261,9 +320,9 @@ class HTTP2Connection:
             stream = self._streams.get(event.stream_id)
             if stream is not None:
                 stream.reset = True
-                stream.scope.cancel()
+                if stream.task is not None:
+                    stream.task.cancel()
                 stream.signal()
-                stream.window_open.set()
         elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
             self._open_windows(getattr(event, "stream_id", 0))
         elif kind is h2.events.ConnectionTerminated:
@@ -278,7 +337,7 @@ class HTTP2Connection:
         streams = self._streams.values() if stream_id == 0 else [self._streams.get(stream_id)]
         for stream in streams:
             if stream is not None:
-                stream.window_open.set()
+                stream.signal()
 
     def _receive_data(self, event: h2.events.DataReceived) -> None:
         stream = self._streams.get(event.stream_id)
@@ -300,19 +359,49 @@ class HTTP2Connection:
         if self._closing or self.control.draining:
             self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
-        if len(self._streams) >= MAX_CONCURRENT_STREAMS:
+        if self._client_streams >= MAX_CONCURRENT_STREAMS:
             self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
             return
         stream = Stream(stream_id)
         stream.ended = event.stream_ended is not None
         self._streams[stream_id] = stream
+        self._client_streams += 1
         self._requests += 1
         try:
             request = self._to_request(stream_id, event.headers)
         except RemoteProtocolError as exc:
-            self._start_task(self._refuse, stream, exc)
+            stream.task = self._start_task(self._refuse, stream, exc)
             return
-        self._start_task(self._serve_stream, stream, request)
+        stream.task = self._start_task(self._serve_stream, stream, request)
+
+    def push(self, exchange: HTTP2Exchange, target: bytes) -> bool:
+        """PUSH_PROMISE a GET of `target` on the exchange's stream and serve it as a stream."""
+        h = self._h2
+        request = exchange.request
+        if (not h.remote_settings.enable_push or exchange.response_started or self._closing
+                or self.control.draining or not target.startswith(b"/")):
+            return False
+        authority = request.header(b"host") or b"%s:%d" % (self._server[0].encode(), self._server[1])
+        headers = [(b":method", b"GET"), (b":path", target), (b":scheme", request.scheme.encode()),
+                   (b":authority", authority)]
+        headers += [(name, value) for name, value in request.headers if name in _PUSHED_HEADERS]
+        promised = h.get_next_available_stream_id()
+        try:
+            h.push_stream(exchange.stream.id, promised, headers)
+        except h2.exceptions.ProtocolError:
+            return False  # over the client's stream limit, or it refused pushes meanwhile
+        stream = Stream(promised)
+        stream.ended = True
+        self._streams[promised] = stream
+        path, query = split_target("GET", target)
+        pushed = Request(
+            method="GET", target=target, path=path, query=query, http_version="2",
+            headers=[(b"host", authority), *headers[4:]], scheme=request.scheme,
+            client=self._client, server=self._server, stream_id=promised,
+            connection_number=self.control.number, request_number=self._requests, pushed=True,
+        )
+        stream.task = self._start_task(self._serve_stream, stream, pushed)
+        return True
 
     def _serve_upgraded(self, request: Request, body: bytes) -> None:
         """Stream 1 of an h2c upgrade: the HTTP/1.1 request, its body already read."""
@@ -329,11 +418,14 @@ class HTTP2Connection:
             scheme=request.scheme, client=request.client, server=request.server,
             stream_id=1, connection_number=request.connection_number, request_number=1,
         )
-        self._start_task(self._serve_stream, stream, upgraded)
+        self._client_streams += 1
+        stream.task = self._start_task(self._serve_stream, stream, upgraded)
 
-    def _start_task(self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any) -> None:
+    def _start_task(
+        self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any
+    ) -> anyio.TaskHandle[None]:
         assert self._tasks is not None
-        self._tasks.start_soon(func, *args)
+        return self._tasks.start_soon(func, *args)
 
     def _to_request(self, stream_id: int, raw_headers: Iterable[tuple[bytes, bytes]]) -> Request:
         limits = self._limits
@@ -387,27 +479,26 @@ class HTTP2Connection:
     async def _serve_stream(self, stream: Stream, request: Request) -> None:
         exchange = stream.exchange = HTTP2Exchange(self, stream, request)
         try:
-            with stream.scope:
-                try:
-                    await self._handler(exchange)
-                except RemoteProtocolError as exc:
-                    if exchange.response_started:
-                        self._reset(stream, exc.h2_code)
-                    else:
-                        await self._answer(exchange, exc)
-                    return
-                if not exchange.finished:
-                    if exchange.response_started:
-                        self._reset(stream, ErrorCodes.INTERNAL_ERROR)
-                    else:
-                        await exchange.respond(500, [(b"content-type", b"text/plain")], b"no response")
+            try:
+                await self._handler(exchange)
+            except RemoteProtocolError as exc:
+                if exchange.response_started:
+                    self._reset(stream, exc.h2_code)
+                else:
+                    await self._answer(exchange, exc)
+                return
+            if not exchange.finished:
+                if exchange.response_started:
+                    self._reset(stream, ErrorCodes.INTERNAL_ERROR)
+                else:
+                    await exchange.respond(500, [(b"content-type", b"text/plain")], b"no response")
         except ClientDisconnected:
             pass
         except Exception:
             log.exception("stream %d of connection %d failed", stream.id, self.control.number)
             self._reset(stream, ErrorCodes.INTERNAL_ERROR)
         finally:
-            await self._close_stream(stream)
+            self._close_stream(stream)
 
     async def _refuse(self, stream: Stream, exc: RemoteProtocolError) -> None:
         log.warning("%s stream %d: %d %s", peer(self._client), stream.id, exc.status, exc.message)
@@ -418,11 +509,11 @@ class HTTP2Connection:
                        (b"content-length", str(len(body)).encode())]
             self._h2.send_headers(stream.id, headers)
             self._h2.send_data(stream.id, body, end_stream=True)
-            await self.flush()
-        except (h2.exceptions.ProtocolError, ClientDisconnected):
+            self.write_soon()
+        except h2.exceptions.ProtocolError:
             pass
         finally:
-            await self._close_stream(stream)
+            self._close_stream(stream)
 
     async def _answer(self, exchange: HTTP2Exchange, exc: RemoteProtocolError) -> None:
         log.warning("%s stream %d: %d %s", peer(self._client), exchange.stream.id, exc.status,
@@ -438,8 +529,9 @@ class HTTP2Connection:
             except h2.exceptions.ProtocolError:
                 pass
 
-    async def _close_stream(self, stream: Stream) -> None:
-        self._streams.pop(stream.id, None)
+    def _close_stream(self, stream: Stream) -> None:
+        if self._streams.pop(stream.id, None) is not None and stream.id % 2:
+            self._client_streams -= 1
         # What the app left unread: give the connection window back.
         unread = sum(length for _, length in stream.body)
         stream.body.clear()
@@ -452,20 +544,22 @@ class HTTP2Connection:
                 self._reset(stream, ErrorCodes.NO_ERROR)
         except h2.exceptions.ProtocolError:
             pass
-        with anyio.CancelScope(shield=True):
-            try:
-                await self.flush()
-            except ClientDisconnected:
-                pass
+        self.write_soon()
 
     async def _goaway(self, code: int) -> None:
         self._goaway_sent = True
         try:
             self._h2.close_connection(code, last_stream_id=self._last_stream)
-            with anyio.move_on_after(1):
-                await self.flush()
-        except (h2.exceptions.ProtocolError, ClientDisconnected):
-            pass
+        except h2.exceptions.ProtocolError:
+            return
+        with anyio.move_on_after(1):
+            if self._writer_gone:
+                await self._write_now()
+            else:
+                try:
+                    await self.flush()
+                except ClientDisconnected:
+                    pass
 
 
 class HTTP2Exchange:
@@ -489,6 +583,9 @@ class HTTP2Exchange:
     def close_after_response(self) -> None:
         """Nothing to close on a multiplexed connection: the stream ends with its response."""
 
+    def promise(self, target: bytes) -> bool:
+        return self._conn.push(self, target)
+
     async def receive_body(self, max_bytes: int) -> bytes:
         stream = self.stream
         conn = self._conn
@@ -496,9 +593,8 @@ class HTTP2Exchange:
         while not stream.body:
             if stream.ended or stream.reset:
                 return b""
-            stream.wake = anyio.Event()
             with anyio.move_on_after(limits.body_timeout or None) as waited:
-                await stream.wake.wait()
+                await stream.wait()
             if waited.cancelled_caught:
                 raise RequestTimeout("request body stalled")
         data, length = stream.body.popleft()
@@ -508,7 +604,7 @@ class HTTP2Exchange:
         if length:
             # the app has it now: the client may send as much again
             conn._h2.acknowledge_received_data(length, stream.id)
-            await conn.flush()
+            conn.write_soon()
         return data
 
     def _headers(self, status: int, headers: Headers) -> list[tuple[bytes, bytes]]:
@@ -544,8 +640,11 @@ class HTTP2Exchange:
         self._send_headers(status, headers, end_stream=False)
 
     async def send_body(self, data: bytes) -> None:
-        if not data or self._is_head:
-            return
+        if data and not self._is_head:
+            await self._send(data, end_stream=False)
+
+    async def _send(self, data: bytes, *, end_stream: bool) -> None:
+        """DATA frames as the windows allow; the last one ends the stream if asked."""
         conn = self._conn
         h = conn._h2
         stream = self.stream
@@ -555,14 +654,17 @@ class HTTP2Exchange:
                 raise ClientDisconnected("stream reset by the client")
             window = min(h.local_flow_control_window(stream.id), h.max_outbound_frame_size)
             if window <= 0:
-                await conn.flush()
-                stream.window_open = anyio.Event()
-                await stream.window_open.wait()
+                conn.write_soon()
+                await stream.wait()
                 continue
-            piece = bytes(view[:window])
-            h.send_data(stream.id, piece)
+            last = len(view) <= window
+            h.send_data(stream.id, bytes(view[:window]), end_stream=end_stream and last)
             view = view[window:]
-            await conn.flush()
+            conn.unwritten += window
+            if conn.unwritten > WRITE_AHEAD:
+                await conn.flush()
+            else:
+                conn.write_soon()
         self.stats.bytes_out += len(data)
 
     async def end_response(self, trailers: Headers = ()) -> None:
@@ -571,7 +673,7 @@ class HTTP2Exchange:
             h.send_headers(self.stream.id, [(n.lower(), v) for n, v in trailers], end_stream=True)
         else:
             h.end_stream(self.stream.id)
-        await self._conn.flush()
+        self._conn.write_soon()
         self.finished = True
         self.stats.finished = time.monotonic()
 
@@ -585,8 +687,7 @@ class HTTP2Exchange:
         send_body = bool(body) and not self._is_head and status not in (204, 304)
         self._send_headers(status, headers, end_stream=not send_body)
         if send_body:
-            await self.send_body(body)
-            self._conn._h2.end_stream(self.stream.id)
-        await self._conn.flush()
+            await self._send(body, end_stream=True)
+        self._conn.write_soon()
         self.finished = True
         self.stats.finished = time.monotonic()

@@ -111,6 +111,7 @@ class TCPListener:
         sock.setblocking(False)
         self._sock = sock
         self._closed = False
+        self.tls = False  # the server wraps its connections in TLS
 
     @property
     def address(self) -> tuple[str, int]:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import trustme
 
+import skitai
 from skitai.errors import ConfigError
 from skitai.tls import server_context
 from tests.support import apps
@@ -92,3 +93,23 @@ def test_tls_minimum_is_1_2_and_alpn_offered(cert_files: tuple[Path, Path]) -> N
 def test_missing_certificate_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         server_context(str(tmp_path / "nope.pem"))
+
+
+async def test_plain_and_tls_listeners_in_one_server(
+    ca: trustme.CA, cert_files: tuple[Path, Path]
+) -> None:
+    certfile, keyfile = cert_files
+    async with serving(mount=("/", apps.show_environ), certfile=str(certfile),
+                       keyfile=str(keyfile), tls_port=0) as srv:
+        (_, plain_port), (_, tls_port) = srv.server.addresses
+        assert plain_port == srv.port and tls_port != plain_port
+        async with httpx.AsyncClient(verify=client_context(ca)) as client:
+            plain = await client.get(f"http://127.0.0.1:{plain_port}/")
+            secure = await client.get(f"https://127.0.0.1:{tls_port}/")
+    assert plain.json()["wsgi.url_scheme"] == "http"
+    assert secure.json()["wsgi.url_scheme"] == "https"
+
+
+def test_tls_port_needs_a_certificate() -> None:
+    with pytest.raises(ConfigError, match="tls_port needs a certfile"):
+        skitai.Config(tls_port=8443)
