@@ -29,6 +29,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from contextlib import suppress
 from typing import Any
 
 import anyio
@@ -37,7 +38,10 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.frame_buffer
 import h2.settings
+import hpack
+from h2.connection import ConnectionInputs, ConnectionState
 from h2.errors import ErrorCodes
 
 from skitai.config import Limits
@@ -58,6 +62,7 @@ from skitai.protocols.timeouts import IDLE, SEND, ConnectionControl
 log = logging.getLogger("skitai.server")
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_SETTINGS, _ACK = 0x4, 0x1  # frame type and flag (RFC 9113 6.5)
 MAX_CONCURRENT_STREAMS = 100
 # The connection-level request window; each stream's starts at the SETTINGS value.
 CONNECTION_WINDOW = 1 << 24
@@ -72,8 +77,55 @@ _CONNECTION_HEADERS = frozenset(
 Handler = Callable[[Exchange], Awaitable[None]]
 
 
+# h2 refuses every frame once a GOAWAY has been sent or received; RFC 9113
+# 6.8 wants the streams up to the GOAWAY's last stream id served to their
+# end, so after it every input stays valid (new streams are refused by the
+# driver).
+AFTER_GOAWAY: dict[tuple[ConnectionState, ConnectionInputs], tuple[None, ConnectionState]] = {
+    (ConnectionState.CLOSED, event): (None, ConnectionState.CLOSED)
+    for event in ConnectionInputs
+    if event not in (ConnectionInputs.SEND_PUSH_PROMISE, ConnectionInputs.SEND_ALTERNATIVE_SERVICE)
+}
+
+
+class _FrameBuffer(h2.frame_buffer.FrameBuffer):
+    """RFC 9113 6.5: a SETTINGS ACK with a payload is a FRAME_SIZE_ERROR (h2 says PROTOCOL_ERROR)."""
+
+    def __next__(self) -> Any:
+        head = self._data[:9]
+        if len(head) == 9 and head[3] == _SETTINGS and head[4] & _ACK and head[:3] != b"\0\0\0":
+            raise h2.exceptions.FrameDataMissingError("SETTINGS ACK with a payload")
+        return super().__next__()
+
+
+class _CompressionError(h2.exceptions.ProtocolError):
+    error_code = ErrorCodes.COMPRESSION_ERROR
+
+
+class _Decoder(hpack.Decoder):
+    """RFC 9113 4.3: a field block that does not decode is a COMPRESSION_ERROR (h2 says PROTOCOL_ERROR)."""
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        try:
+            return super().decode(data, raw)
+        except hpack.OversizedHeaderListError:
+            raise  # h2 answers it with ENHANCE_YOUR_CALM
+        except (hpack.HPACKError, IndexError, TypeError, UnicodeDecodeError) as exc:
+            raise _CompressionError(f"header block does not decode: {exc}") from exc
+
+
 class _H2Connection(h2.connection.H2Connection):
-    """h2, minus its connection-killing check of the inbound stream limit."""
+    """h2, minus its connection-killing check of the inbound stream limit,
+    and still working after a GOAWAY."""
+
+    def __init__(self, config: h2.config.H2Configuration) -> None:
+        super().__init__(config)
+        machine = self.state_machine
+        machine._transitions = {**machine._transitions, **AFTER_GOAWAY}
+        self.incoming_buffer = _FrameBuffer(server=not config.client_side)
+        decoder = _Decoder()
+        decoder.max_header_list_size = self.decoder.max_header_list_size
+        self.decoder = decoder
 
     @property
     def open_inbound_streams(self) -> int:
@@ -152,6 +204,7 @@ class HTTP2Connection:
         self._requests = 0
         self._closing = False
         self._goaway_sent = False
+        self._reading: anyio.CancelScope | None = None  # the reader's wait for frames
 
     # -------------------------------------------------------------- I/O
 
@@ -190,7 +243,7 @@ class HTTP2Connection:
                 self._written = batch
                 done, self._write_done = self._write_done, anyio.Event()
                 done.set()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
             pass  # the client is gone; the reader sees it too
         finally:
             self._writer_gone = True
@@ -202,7 +255,7 @@ class HTTP2Connection:
         if data and not self._closed:
             try:
                 await self._stream.send(data)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
                 pass
 
     # -------------------------------------------------------------- main loop
@@ -217,12 +270,15 @@ class HTTP2Connection:
                     writing.start_soon(self._writer)
                     async with anyio.create_task_group() as tasks:
                         self._tasks = tasks
-                        await self._start()
-                        await self._read_frames()
-                    await self.flush()  # what the last streams queued
+                        try:
+                            await self._start()
+                            await self._read_frames()
+                        except ClientDisconnected:
+                            self._closing = True
+                    self._tasks = None
+                    with suppress(ClientDisconnected):
+                        await self.flush()  # what the last streams queued
                     writing.cancel_scope.cancel()
-        except ClientDisconnected:
-            pass
         except Exception:
             log.exception("connection %d failed", control.number)
         finally:
@@ -272,14 +328,19 @@ class HTTP2Connection:
                     return
                 control.idle = True
                 control.arm(IDLE, limits.keep_alive_timeout)
-            try:
-                data = await self._stream.receive(READ_SIZE)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
-                    OSError):
-                data = b""
-            finally:
-                control.idle = False
-                control.disarm()
+            data: bytes | None = None
+            with anyio.CancelScope() as self._reading:
+                try:
+                    data = await self._stream.receive(READ_SIZE)
+                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError,
+                        OSError):
+                    data = b""
+                finally:
+                    control.idle = False
+                    control.disarm()
+            self._reading = None
+            if data is None:
+                continue  # the last stream of an ending connection is done
             if not data:
                 self._closing = True
                 for stream in list(self._streams.values()):
@@ -293,8 +354,11 @@ class HTTP2Connection:
         try:
             events = self._h2.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
-            # h2 has queued the GOAWAY with the right code: send it, end everything.
+            # h2 has queued the GOAWAY with the right code (except for a bad
+            # preface, which it rejects before looking at frames): send it, end everything.
             log.warning("%s HTTP/2 protocol error: %s", peer(self._client), exc)
+            if self._h2.state_machine.state is not ConnectionState.CLOSED:
+                self._h2.close_connection(exc.error_code)
             self._closing = True
             self._goaway_sent = True
             await self.flush()
@@ -532,6 +596,8 @@ class HTTP2Connection:
     def _close_stream(self, stream: Stream) -> None:
         if self._streams.pop(stream.id, None) is not None and stream.id % 2:
             self._client_streams -= 1
+        if not self._streams and self._reading is not None and (self._closing or self.control.draining):
+            self._reading.cancel()
         # What the app left unread: give the connection window back.
         unread = sum(length for _, length in stream.body)
         stream.body.clear()
