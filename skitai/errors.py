@@ -5,6 +5,7 @@ SkitaiError
 ├── ClientDisconnected       the peer went away while we were writing or reading
 └── RemoteProtocolError      the client broke the protocol: answered, logged, then closed
     ├── BadRequest           400, malformed request line, header or framing
+    │   └── MalformedRequest HTTP/2: a request head RFC 9113 8 calls malformed; reset, never answered
     ├── RequestTimeout       408, the request head or body did not arrive in time
     ├── BodyTooLarge         413, the body is over the configured limit
     ├── TargetTooLong        414, the request-target is over the request line limit
@@ -51,6 +52,10 @@ class RemoteProtocolError(SkitaiError):
 
 class BadRequest(RemoteProtocolError):
     status = 400
+
+
+class MalformedRequest(BadRequest):
+    """HTTP/2 answers it with RST_STREAM(PROTOCOL_ERROR) on the stream, not with a response."""
 
 
 class RequestTimeout(RemoteProtocolError):

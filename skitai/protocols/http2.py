@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import suppress
 from typing import Any
 
@@ -40,23 +40,22 @@ import h2.events
 import h2.exceptions
 import h2.frame_buffer
 import h2.settings
-import hpack
 from h2.connection import ConnectionInputs, ConnectionState
 from h2.errors import ErrorCodes
 
 from skitai.config import Limits
 from skitai.errors import (
-    BadRequest,
     BodyTooLarge,
     ClientDisconnected,
-    HeadersTooLarge,
+    MalformedRequest,
     RemoteProtocolError,
     RequestTimeout,
-    TargetTooLong,
 )
 from skitai.protocols.events import Exchange, ExchangeStats, Headers, Request
-from skitai.protocols.headers import DATE, has_bad_field_byte
+from skitai.protocols.headers import DATE
+from skitai.protocols.hpack_coders import Decoder, Encoder
 from skitai.protocols.http1_rules import READ_SIZE, peer, split_target
+from skitai.protocols.http2_request import check_trailers, to_request
 from skitai.protocols.timeouts import IDLE, SEND, ConnectionControl
 
 log = logging.getLogger("skitai.server")
@@ -64,6 +63,7 @@ log = logging.getLogger("skitai.server")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _SETTINGS, _ACK = 0x4, 0x1  # frame type and flag (RFC 9113 6.5)
 MAX_CONCURRENT_STREAMS = 100
+_FORGET_AFTER = 2 * MAX_CONCURRENT_STREAMS  # h2 stream objects kept before closed ones are dropped
 # The connection-level request window; each stream's starts at the SETTINGS value.
 CONNECTION_WINDOW = 1 << 24
 STREAM_WINDOW = 1 << 20
@@ -92,26 +92,10 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
     """RFC 9113 6.5: a SETTINGS ACK with a payload is a FRAME_SIZE_ERROR (h2 says PROTOCOL_ERROR)."""
 
     def __next__(self) -> Any:
-        head = self._data[:9]
-        if len(head) == 9 and head[3] == _SETTINGS and head[4] & _ACK and head[:3] != b"\0\0\0":
+        data = self._data
+        if len(data) >= 9 and data[3] == _SETTINGS and data[4] & _ACK and data[:3] != b"\0\0\0":
             raise h2.exceptions.FrameDataMissingError("SETTINGS ACK with a payload")
         return super().__next__()
-
-
-class _CompressionError(h2.exceptions.ProtocolError):
-    error_code = ErrorCodes.COMPRESSION_ERROR
-
-
-class _Decoder(hpack.Decoder):
-    """RFC 9113 4.3: a field block that does not decode is a COMPRESSION_ERROR (h2 says PROTOCOL_ERROR)."""
-
-    def decode(self, data: bytes, raw: bool = False) -> Any:
-        try:
-            return super().decode(data, raw)
-        except hpack.OversizedHeaderListError:
-            raise  # h2 answers it with ENHANCE_YOUR_CALM
-        except (hpack.HPACKError, IndexError, TypeError, UnicodeDecodeError) as exc:
-            raise _CompressionError(f"header block does not decode: {exc}") from exc
 
 
 class _H2Connection(h2.connection.H2Connection):
@@ -123,13 +107,17 @@ class _H2Connection(h2.connection.H2Connection):
         machine = self.state_machine
         machine._transitions = {**machine._transitions, **AFTER_GOAWAY}
         self.incoming_buffer = _FrameBuffer(server=not config.client_side)
-        decoder = _Decoder()
+        decoder = Decoder()
         decoder.max_header_list_size = self.decoder.max_header_list_size
         self.decoder = decoder
+        self.encoder = Encoder()
 
     @property
     def open_inbound_streams(self) -> int:
-        super().open_inbound_streams  # noqa: B018 - it also forgets closed streams
+        # h2 asks on every new stream; counting also forgets closed streams,
+        # a walk over all of them, so do that only once enough have gathered.
+        if len(self.streams) > _FORGET_AFTER:
+            super().open_inbound_streams  # noqa: B018
         return 0
 
 
@@ -188,7 +176,8 @@ class HTTP2Connection:
         self._upgrade = upgrade  # (HTTP2-Settings, the request, its body) of an h2c upgrade
         self._h2 = _H2Connection(h2.config.H2Configuration(
             client_side=False, header_encoding=None, validate_outbound_headers=False,
-            normalize_outbound_headers=False,
+            normalize_outbound_headers=False, validate_inbound_headers=False,
+            normalize_inbound_headers=False,  # checked in http2_request, in one pass
         ))
         self._streams: dict[int, Stream] = {}
         self._write_wanted = anyio.Event()
@@ -393,7 +382,14 @@ class HTTP2Connection:
             self._closing = True
         elif kind is h2.events.TrailersReceived:
             stream = self._streams.get(event.stream_id)
-            if stream is not None and event.stream_ended is not None:
+            if stream is not None:
+                try:
+                    check_trailers(event.headers)
+                except MalformedRequest as exc:
+                    log.warning("%s stream %d: %s", peer(self._client), stream.id, exc)
+                    self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
+                    if stream.task is not None:
+                        stream.task.cancel()
                 stream.ended = True
                 stream.signal()
 
@@ -432,7 +428,16 @@ class HTTP2Connection:
         self._client_streams += 1
         self._requests += 1
         try:
-            request = self._to_request(stream_id, event.headers)
+            request = to_request(
+                event.headers, limits=self._limits, scheme=self._scheme, client=self._client,
+                server=self._server, stream_id=stream_id, connection_number=self.control.number,
+                request_number=self._requests,
+            )
+        except MalformedRequest as exc:
+            log.warning("%s stream %d: malformed request: %s", peer(self._client), stream_id, exc)
+            self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
+            self._close_stream(stream)
+            return
         except RemoteProtocolError as exc:
             stream.task = self._start_task(self._refuse, stream, exc)
             return
@@ -489,56 +494,7 @@ class HTTP2Connection:
         self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any
     ) -> anyio.TaskHandle[None]:
         assert self._tasks is not None
-        return self._tasks.start_soon(func, *args)
-
-    def _to_request(self, stream_id: int, raw_headers: Iterable[tuple[bytes, bytes]]) -> Request:
-        limits = self._limits
-        pseudo: dict[bytes, bytes] = {}
-        headers: list[tuple[bytes, bytes]] = []
-        size = 0
-        for name, value in raw_headers:
-            size += len(name) + len(value) + 32  # RFC 9113 6.5.2 counts 32 bytes a field
-            if name.startswith(b":"):
-                pseudo[name] = value
-                continue
-            if len(name) + len(value) + 4 > limits.max_header_line:
-                raise HeadersTooLarge(f"header field {name.decode()!r} over {limits.max_header_line} bytes")
-            if has_bad_field_byte(value):
-                raise BadRequest(f"control character in header {name.decode()!r}")
-            headers.append((name, value))
-        if size > limits.max_header_block:
-            raise HeadersTooLarge("request headers over the size limit")
-        if len(headers) > limits.max_headers:
-            raise HeadersTooLarge(f"more than {limits.max_headers} header fields")
-        method = pseudo.get(b":method", b"").decode("ascii")
-        target = pseudo.get(b":path", b"")
-        if method == "CONNECT" and b":path" not in pseudo:
-            target = pseudo.get(b":authority", b"")
-        if len(method) + len(target) + 10 > limits.max_request_line:
-            raise TargetTooLong(f"request line over {limits.max_request_line} bytes")
-        authority = pseudo.get(b":authority")
-        if authority is not None and not any(name == b"host" for name, _ in headers):
-            headers.insert(0, (b"host", authority))
-        path, query = split_target(method, target)
-        length = next((v for n, v in headers if n == b"content-length"), None)
-        if length is not None and not length.isdigit():
-            raise BadRequest("invalid Content-Length")
-        if length is not None and limits.max_body_size and int(length) > limits.max_body_size:
-            raise BodyTooLarge(f"body of {int(length)} bytes over {limits.max_body_size}")
-        return Request(
-            method=method,
-            target=target,
-            path=path,
-            query=query,
-            http_version="2",
-            headers=headers,
-            scheme=pseudo.get(b":scheme", self._scheme.encode()).decode("latin-1"),
-            client=self._client,
-            server=self._server,
-            stream_id=stream_id,
-            connection_number=self.control.number,
-            request_number=self._requests,
-        )
+        return self._tasks.start_soon(func, *args, name="h2 stream")
 
     async def _serve_stream(self, stream: Stream, request: Request) -> None:
         exchange = stream.exchange = HTTP2Exchange(self, stream, request)

@@ -579,6 +579,13 @@ async def trailers_without_end_stream(peer: H2Peer) -> int | None:
     return sid
 
 
+async def pseudo_header_in_trailers(peer: H2Peer) -> int | None:
+    sid = await peer.request(b"POST", b"/wait", body=b"abc", end_stream=False)
+    trailers = literal_block([(b":path", b"/other")])
+    await peer.send_raw(frame(HEADERS, END_HEADERS | END_STREAM, sid, trailers))
+    return sid
+
+
 def settings(code: int, value: int) -> bytes:
     return frame(SETTINGS, 0, 0, code.to_bytes(2, "big") + value.to_bytes(4, "big"))
 
@@ -654,6 +661,15 @@ STREAM_ERRORS: list[tuple[str, Attack, ErrorCodes]] = [
         lambda sid: frame(WINDOW_UPDATE, 0, sid, (2**31 - 1).to_bytes(4, "big"))), W),
     ("zero stream window increment", on_open_stream(lambda sid: frame(WINDOW_UPDATE, 0, sid, b"\0" * 4)), P),
     ("trailers without END_STREAM", trailers_without_end_stream, P),
+    ("pseudo-header in trailers", pseudo_header_in_trailers, P),
+    ("whitespace around a value", with_header(b"x-padded", b" v "), P),
+    ("header name with a space", with_header(b"x bad", b"1"), P),
+    (":path not a path", requesting([(b":path", b"index") if h[0] == b":path" else h for h in GET]), P),
+    (":protocol without CONNECT", with_header(b":protocol", b"websocket"), P),
+    ("neither :authority nor host", requesting(GET[:3]), P),
+    (":authority and host differ", with_header(b"host", b"elsewhere"), P),
+    ("two host fields", requesting([*GET[:3], (b"host", b"x"), (b"host", b"x")]), P),
+    ("CONNECT with :path", requesting([(b":method", b"CONNECT"), *GET[1:]]), P),
 ]
 
 
