@@ -75,6 +75,7 @@ _CONNECTION_HEADERS = frozenset(
 )
 
 Handler = Callable[[Exchange], Awaitable[None]]
+StreamWork = Callable[["Stream", Any], Coroutine[Any, Any, None]]
 
 
 # h2 refuses every frame once a GOAWAY has been sent or received; RFC 9113
@@ -124,7 +125,7 @@ class _H2Connection(h2.connection.H2Connection):
 class Stream:
     """The receiving side of one HTTP/2 stream: its body as it arrives."""
 
-    __slots__ = ("body", "ended", "exchange", "id", "reset", "task", "waiting")
+    __slots__ = ("body", "ended", "exchange", "id", "reset", "scope", "waiting")
 
     def __init__(self, stream_id: int) -> None:
         self.id = stream_id
@@ -132,12 +133,19 @@ class Stream:
         self.ended = False
         self.reset = False
         self.waiting: anyio.Event | None = None  # for data, the end, a reset or window
-        self.task: anyio.TaskHandle[None] | None = None  # cancelled by RST_STREAM
+        self.scope: anyio.CancelScope | None = None  # its work, while it runs
         self.exchange: HTTP2Exchange | None = None
 
     def signal(self) -> None:
         if self.waiting is not None:
             self.waiting.set()
+
+    def cancel(self) -> None:
+        """Stop the stream's work (RST_STREAM); work not yet started never starts."""
+        self.reset = True
+        if self.scope is not None:
+            self.scope.cancel()
+        self.signal()
 
     async def wait(self) -> None:
         self.waiting = anyio.Event()
@@ -194,6 +202,8 @@ class HTTP2Connection:
         self._closing = False
         self._goaway_sent = False
         self._reading: anyio.CancelScope | None = None  # the reader's wait for frames
+        self._queued: deque[tuple[StreamWork, Stream, Any]] = deque()  # streams to serve
+        self._parked: list[anyio.Event] = []  # stream tasks waiting for the next stream
 
     # -------------------------------------------------------------- I/O
 
@@ -263,7 +273,10 @@ class HTTP2Connection:
                             await self._start()
                             await self._read_frames()
                         except ClientDisconnected:
+                            pass
+                        finally:
                             self._closing = True
+                            self._release_parked()
                     self._tasks = None
                     with suppress(ClientDisconnected):
                         await self.flush()  # what the last streams queued
@@ -313,6 +326,7 @@ class HTTP2Connection:
         limits = self._limits
         while True:
             if not self._streams:
+                self._release_parked()
                 if self._closing or control.draining:
                     return
                 control.idle = True
@@ -372,10 +386,7 @@ class HTTP2Connection:
         elif kind is h2.events.StreamReset:
             stream = self._streams.get(event.stream_id)
             if stream is not None:
-                stream.reset = True
-                if stream.task is not None:
-                    stream.task.cancel()
-                stream.signal()
+                stream.cancel()
         elif kind is h2.events.WindowUpdated or kind is h2.events.RemoteSettingsChanged:
             self._open_windows(getattr(event, "stream_id", 0))
         elif kind is h2.events.ConnectionTerminated:
@@ -388,8 +399,7 @@ class HTTP2Connection:
                 except MalformedRequest as exc:
                     log.warning("%s stream %d: %s", peer(self._client), stream.id, exc)
                     self._reset(stream, ErrorCodes.PROTOCOL_ERROR)
-                    if stream.task is not None:
-                        stream.task.cancel()
+                    stream.cancel()
                 stream.ended = True
                 stream.signal()
 
@@ -439,9 +449,9 @@ class HTTP2Connection:
             self._close_stream(stream)
             return
         except RemoteProtocolError as exc:
-            stream.task = self._start_task(self._refuse, stream, exc)
+            self._serve_soon(self._refuse, stream, exc)
             return
-        stream.task = self._start_task(self._serve_stream, stream, request)
+        self._serve_soon(self._serve_stream, stream, request)
 
     def push(self, exchange: HTTP2Exchange, target: bytes) -> bool:
         """PUSH_PROMISE a GET of `target` on the exchange's stream and serve it as a stream."""
@@ -469,7 +479,7 @@ class HTTP2Connection:
             client=self._client, server=self._server, stream_id=promised,
             connection_number=self.control.number, request_number=self._requests, pushed=True,
         )
-        stream.task = self._start_task(self._serve_stream, stream, pushed)
+        self._serve_soon(self._serve_stream, stream, pushed)
         return True
 
     def _serve_upgraded(self, request: Request, body: bytes) -> None:
@@ -488,13 +498,43 @@ class HTTP2Connection:
             stream_id=1, connection_number=request.connection_number, request_number=1,
         )
         self._client_streams += 1
-        stream.task = self._start_task(self._serve_stream, stream, upgraded)
+        self._serve_soon(self._serve_stream, stream, upgraded)
 
-    def _start_task(
-        self, func: Callable[..., Coroutine[Any, Any, None]], *args: Any
-    ) -> anyio.TaskHandle[None]:
-        assert self._tasks is not None
-        return self._tasks.start_soon(func, *args, name="h2 stream")
+    def _serve_soon(self, work: StreamWork, stream: Stream, arg: Any) -> None:
+        """Have a task of the connection's task group do `work` for the stream.
+
+        Starting a task costs about a tenth of a small request, so a task that
+        has served a stream stays parked for the next one while the connection
+        is busy; the parked tasks end once it goes idle or closes.
+        """
+        self._queued.append((work, stream, arg))
+        if self._parked:
+            self._parked.pop().set()
+        else:
+            assert self._tasks is not None
+            self._tasks.start_soon(self._stream_task, name="h2 stream")
+
+    async def _stream_task(self) -> None:
+        queued = self._queued
+        while True:
+            while queued:
+                work, stream, arg = queued.popleft()
+                with anyio.CancelScope() as stream.scope:
+                    if stream.reset:
+                        stream.scope.cancel()  # reset before it started: just clean up
+                    await work(stream, arg)
+                stream.scope = None
+            if self._closing:
+                return
+            wake = anyio.Event()
+            self._parked.append(wake)
+            await wake.wait()
+            if not queued:
+                return  # released: the connection is idle or closing
+
+    def _release_parked(self) -> None:
+        while self._parked:
+            self._parked.pop().set()
 
     async def _serve_stream(self, stream: Stream, request: Request) -> None:
         exchange = stream.exchange = HTTP2Exchange(self, stream, request)

@@ -471,6 +471,42 @@ async def test_client_reset_stops_the_app_and_spares_other_streams() -> None:
     assert peer.terminated is None
 
 
+async def test_stream_reset_before_its_work_starts_is_never_served() -> None:
+    calls: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        calls.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"served"]
+
+    async with serving(mount=("/", validator(app))) as srv:
+        peer = await (await H2Peer.connect(srv.host, srv.port)).start()
+        sid, block = await peer.header_block([*GET[:1], (b":path", b"/reset"), *GET[2:]])
+        # HEADERS and RST_STREAM in one write: h2 reports both before any task runs.
+        await peer.send_raw(frame(HEADERS, END_HEADERS | END_STREAM, sid, block)
+                            + frame(RST_STREAM, 0, sid, int(ErrorCodes.CANCEL).to_bytes(4, "big")))
+        after = await peer.response(await peer.request(b"GET", b"/after"))
+        await peer.aclose()
+    assert (after.status, bytes(after.data)) == (200, b"served")
+    assert calls == ["/after"]
+    assert peer.streams[sid].headers is None
+
+
+async def test_bursts_of_streams_reuse_tasks_and_close_cleanly() -> None:
+    gate = Gate()
+    async with serving(mount=("/", gated(gate)), threads=8) as srv:
+        peer = await (await H2Peer.connect(srv.host, srv.port)).start()
+        for burst in range(3):
+            sids = [await peer.request(b"GET", b"/wait") for _ in range(8)]
+            await gate.arrived(8 * (burst + 1))
+            gate.released.set()
+            results = [await peer.response(sid) for sid in sids]
+            assert [(r.status, bytes(r.data)) for r in results] == [(200, b"done")] * 8
+            gate.released.clear()
+        await peer.aclose()
+    # serving() checked on exit: no connection, task or descriptor left behind
+
+
 async def test_graceful_shutdown_finishes_the_stream_in_flight() -> None:
     gate = Gate()
     # Opened before the server, so its leak check does not count it.
