@@ -53,6 +53,9 @@ _HOP_BY_HOP = frozenset(
 )
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 6.5.1: framing, routing and control fields never travel as trailers.
+_NOT_TRAILERS = frozenset({"content-length", "content-type", "content-encoding", "transfer-encoding",
+                           "host", "connection", "te", "trailer", "cache-control", "expect"})
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -199,6 +202,9 @@ class WsgiCall:
         self._promises: list[str] = []  # paths to push (HTTP/2), sent before the response
         environ["wsgi.input"] = WsgiInput(self)
         environ["skitai.hint_promise"] = self._promises.append
+        # (name, value) pairs sent as trailers after the body, where the protocol allows
+        self._trailers: list[tuple[str, str]] = []
+        environ["skitai.trailers"] = self._trailers
 
     # ------------------------------------------------------- worker thread side
 
@@ -216,6 +222,7 @@ class WsgiCall:
 
     def _run_app(self) -> None:
         result = self.app(self.environ, self._start_response)
+        complete: bytes | None = None  # a list body, gathered whole
         try:
             if type(result) in (list, tuple) and not self._head_sent and self._status is not None:
                 body = []
@@ -223,20 +230,28 @@ class WsgiCall:
                     if type(item) is not bytes:
                         _reject_body_item(item, index)
                     body.append(item)
-                self._post_complete(b"".join(body))
-                return
-            for item in result:
-                if type(item) is not bytes:
-                    _reject_body_item(item, None)
-                if item:
-                    self._write(item)
-            if not self._head_sent:
-                self._send_head(known_length=0)
-            self._finish_body()
+                complete = b"".join(body)
+            else:
+                for item in result:
+                    if type(item) is not bytes:
+                        _reject_body_item(item, None)
+                    if item:
+                        self._write(item)
         finally:
+            # Before the end goes out, so close() may still add trailers.
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+        trailers = _trailer_fields(self._trailers)
+        if complete is not None:
+            if not trailers:
+                self._post_complete(complete)
+                return
+            self._send_head(known_length=len(complete))
+            self._write(complete)
+        elif not self._head_sent:
+            self._send_head(known_length=0)
+        self._finish_body(trailers)
 
     def _start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -355,7 +370,7 @@ class WsgiCall:
         if data:
             self._post(("data", data))
 
-    def _finish_body(self) -> None:
+    def _finish_body(self, trailers: list[tuple[bytes, bytes]]) -> None:
         if self._gzip is not None and not self._is_head:
             tail = self._gzip.finish()
             if tail:
@@ -365,7 +380,7 @@ class WsgiCall:
                           _app_name(self.app))
             self._post(("abort",))
             return
-        self._post(("end",))
+        self._post(("end", trailers))
 
     def _fail(self, exc_info: Any) -> None:
         if self._body_error is not None:
@@ -482,7 +497,7 @@ class WsgiCall:
             _promise(exchange, item[4])
             await exchange.start_response(item[1], item[3], item[2])
         elif kind == "end":
-            await exchange.end_response()
+            await exchange.end_response(item[1])
         elif kind == "error":
             if self.protocol_error is not None:
                 raise self.protocol_error
@@ -512,6 +527,17 @@ def _promise(exchange: Exchange, paths: list[str]) -> None:
     """HTTP/2 server push of what the app named with environ["skitai.hint_promise"]."""
     for path in paths:
         exchange.promise(path.encode("latin-1"))
+
+
+def _trailer_fields(trailers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    fields = []
+    for name, value in trailers:
+        if type(name) is not str or not _TOKEN.fullmatch(name) or name.lower() in _NOT_TRAILERS:
+            raise ValueError(f"invalid trailer name {name!r}")
+        if type(value) is not str or _BAD_VALUE.search(value):
+            raise ValueError(f"invalid value for trailer {name}: {value!r}")
+        fields.append((name.encode("latin-1"), value.encode("latin-1")))
+    return fields
 
 
 def _reject_body_item(item: object, index: int | None) -> None:

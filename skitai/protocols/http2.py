@@ -553,7 +553,8 @@ class HTTP2Connection:
                 else:
                     await exchange.respond(500, [(b"content-type", b"text/plain")], b"no response")
         except ClientDisconnected:
-            pass
+            if exchange.response_started and not exchange.finished:
+                self._reset(stream, ErrorCodes.INTERNAL_ERROR)  # abandoned mid-body
         except Exception:
             log.exception("stream %d of connection %d failed", stream.id, self.control.number)
             self._reset(stream, ErrorCodes.INTERNAL_ERROR)
