@@ -80,3 +80,25 @@ def test_mutated_requests(data: bytes, cut_sizes: list[int], handler: str, limit
                           parser: str, progress: Progress) -> None:
     report(answers_every_way(data, cut_sizes, handler, limits, parser))
     progress("mutated requests")
+
+
+# Inputs the fuzzers once found a difference on, kept as plain tests.
+FOUND = [
+    # llhttp reported the last complete field only when a byte-by-byte read
+    # ended inside the next (broken) one: 431 one way, 400 the other.
+    b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: x\r\n\r\n0\r\n\r\n"
+    b"GET /0000000 HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: x\r\nAccept: \r\n"
+    b"Accept: 000000\r\nUser-Agent: 000000000000\r\nConnection: closTransfer-Encoding: chunked\r\n"
+    b"e\r\n\r\n0\r\n\r\n",
+    # A pipelined head was counted from its first byte only when it began a read.
+    b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: x\r\n\r\n0\r\n\r\n"
+    b"DELETE //;'/~+# HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: x\r\nAccept: \r\n"
+    b"Accept: 000000\r\nContent-Type: 000000000000\r\nConnection: cTransfer-Encoding: chunked\r\n"
+    b"lose\r\n\r\n0\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("parser", PARSERS)
+@pytest.mark.parametrize("data", FOUND)
+def test_found_cases(data: bytes, parser: str) -> None:
+    answers_every_way(data, [3, 7], "echo", SMALL_LIMITS, parser)

@@ -650,6 +650,8 @@ async def serve_wsgi(
 
 
 def _may_have_body(request: Request) -> bool:
+    if request.body_follows is not None:
+        return request.body_follows
     for name, value in request.headers:
         if name == b"content-length":
             return value != b"0"

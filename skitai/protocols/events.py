@@ -32,6 +32,10 @@ class Request:
     client: tuple[str, int] | None
     server: tuple[str, int]
     stream_id: int | None = None
+    # Whether a body follows the head, where the protocol says so without
+    # headers (HTTP/2: no END_STREAM on HEADERS); None: Content-Length or
+    # Transfer-Encoding tell.
+    body_follows: bool | None = None
     pushed: bool = False  # a request the server made up for an HTTP/2 push
     connection_number: int = 0  # counts connections since the server started
     request_number: int = 0  # counts requests on this connection (HTTP/2: streams)

@@ -69,6 +69,11 @@ class _Parser:
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self.in_head = False
         self.head_bytes = 0  # bytes of reads that continued an unfinished head
+        # A memory bound only: the largest head the limits allow, plus one
+        # unfinished line. Heads over max_header_block are refused when they
+        # complete, the same way however the bytes were cut; this catches
+        # heads that never complete (an endless line).
+        self._raw_head_limit = limits.max_header_block + limits.max_header_line + limits.max_request_line
         self.head_size = 0  # bytes of the head's complete lines so far
         self.method = b""  # of the message being parsed, known from its URL on
         self.url = b""
@@ -119,7 +124,7 @@ class _Parser:
             if message == "Invalid HTTP version":  # a well-formed version we do not speak
                 raise VersionNotSupported("HTTP version not supported on this port") from exc
             raise BadRequest(message) from exc
-        if self.in_head and self.head_bytes > self.limits.max_header_block:
+        if self.in_head and self.head_bytes > self._raw_head_limit:
             raise HeadersTooLarge("request head over the size limit")
         return None
 
@@ -148,13 +153,17 @@ class _Parser:
                 raise BadRequest(f"{name.decode()} is not allowed in a trailer")
             return
         self.headers.append((name, value))
-        if len(self.headers) > self.limits.max_headers:
-            raise HeadersTooLarge(f"more than {self.limits.max_headers} header fields")
         self.head_size += len(name) + len(value) + 4
-        if self.head_size > self.limits.max_header_block:
-            raise HeadersTooLarge("request head over the size limit")
 
     def on_headers_complete(self) -> None:
+        # Counted here, not as each field completes: llhttp reports a field
+        # when the next one starts, which depends on how the bytes were cut,
+        # and an error further on must win the same way for any cut.
+        # `head_bytes` bounds the memory meanwhile.
+        if len(self.headers) > self.limits.max_headers:
+            raise HeadersTooLarge(f"more than {self.limits.max_headers} header fields")
+        if self.head_size > self.limits.max_header_block:
+            raise HeadersTooLarge("request head over the size limit")
         parser = self.parser
         self.events.append(
             ("head", parser.get_method(), self.url, parser.get_http_version(), self.headers)

@@ -451,6 +451,7 @@ class HTTP2Connection:
         except RemoteProtocolError as exc:
             self._serve_soon(self._refuse, stream, exc)
             return
+        request.body_follows = not stream.ended
         self._serve_soon(self._serve_stream, stream, request)
 
     def push(self, exchange: HTTP2Exchange, target: bytes) -> bool:
@@ -478,6 +479,7 @@ class HTTP2Connection:
             headers=[(b"host", authority), *headers[4:]], scheme=request.scheme,
             client=self._client, server=self._server, stream_id=promised,
             connection_number=self.control.number, request_number=self._requests, pushed=True,
+            body_follows=False,
         )
         self._serve_soon(self._serve_stream, stream, pushed)
         return True
@@ -496,6 +498,7 @@ class HTTP2Connection:
             query=request.query, http_version="2", headers=request.headers,
             scheme=request.scheme, client=request.client, server=request.server,
             stream_id=1, connection_number=request.connection_number, request_number=1,
+            body_follows=bool(body),
         )
         self._client_streams += 1
         self._serve_soon(self._serve_stream, stream, upgraded)
