@@ -20,7 +20,7 @@ from typing import Any
 
 from skitai.saddle.cookies import NEVER
 from skitai.saddle.mounting import CookieState, Mounts
-from skitai.saddle.sealing import Key, Sealer
+from skitai.saddle.sealing import Sealer, SecureKey
 
 Message = tuple[int, str, int, int, Any, dict[str, Any]]
 
@@ -108,7 +108,7 @@ class Mbox(Mounts[MboxState]):
     def create(self, cookie_name: str, sealer: Sealer, policy: Any, **options: Any) -> MboxState:
         return MboxState(self.cookies, cookie_name, sealer, policy, self.client_address, self.clock)
 
-    def mount(self, name: str | None = None, securekey: Key | None = None, path: str | None = None,
+    def mount(self, name: str | None = None, securekey: SecureKey | None = None, path: str | None = None,
               domain: str | None = None, secure: bool | None = None, http_only: bool | None = None,
               **options: Any) -> None:
         """Create the named message box if it is new, and make it `was.mbox`."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from skitai.saddle.cookies import CookieJar
-from skitai.saddle.sealing import Key, Sealer, sealer_for
+from skitai.saddle.sealing import Sealer, SecureKey, sealer_for
 
 _MOUNT_NAME = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
@@ -71,7 +71,7 @@ class Mounts(ABC, Generic[S]):
 
     prefix: ClassVar[str]
 
-    def __init__(self, cookies: CookieJar, *, securekey: Key | None, client_address: str | None,
+    def __init__(self, cookies: CookieJar, *, securekey: SecureKey | None, client_address: str | None,
                  clock: Callable[[], float] = time.time) -> None:
         self.cookies = cookies
         self.securekey = securekey
@@ -87,7 +87,7 @@ class Mounts(ABC, Generic[S]):
             raise ValueError(f"mount names are 1 to 64 letters, digits, '_' or '-': {name!r}")
         return f"{self.prefix}_{name}"
 
-    def mount(self, name: str | None = None, securekey: Key | None = None, path: str | None = None,
+    def mount(self, name: str | None = None, securekey: SecureKey | None = None, path: str | None = None,
               domain: str | None = None, secure: bool | None = None, http_only: bool | None = None,
               **options: Any) -> None:
         """Create the named state if it is new, and make it current."""
@@ -97,7 +97,7 @@ class Mounts(ABC, Generic[S]):
             self._states[name] = state
         self._current = state
 
-    def _build(self, name: str | None, securekey: Key | None, path: str | None, domain: str | None,
+    def _build(self, name: str | None, securekey: SecureKey | None, path: str | None, domain: str | None,
                secure: bool | None, http_only: bool | None, options: dict[str, Any]) -> S:
         key = securekey if securekey is not None else self.securekey
         if key is None:

@@ -47,6 +47,7 @@ _AAD_PREFIX = VERSION.encode() + b"\0"
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 Key = str | bytes
+SecureKey = Key | Sequence[Key]  # one secret, or several: the first seals, all open
 
 
 class CookieTooLarge(ValueError):
@@ -83,7 +84,7 @@ class Sealer:
     for values kept elsewhere (a server-side store).
     """
 
-    def __init__(self, securekey: Key | Sequence[Key]) -> None:
+    def __init__(self, securekey: SecureKey) -> None:
         secrets = [securekey] if isinstance(securekey, str | bytes) else list(securekey)
         if not secrets:
             raise ValueError("no securekey given")
@@ -156,7 +157,11 @@ def _refused(name: str, reason: str) -> None:
     return None
 
 
+def sealer_for(securekey: SecureKey) -> Sealer:
+    """One Sealer per key set, so HKDF runs once per key rather than once per request."""
+    return _sealer_for((securekey,) if isinstance(securekey, str | bytes) else tuple(securekey))
+
+
 @functools.lru_cache(maxsize=64)
-def sealer_for(securekey: Key) -> Sealer:
-    """One Sealer per secret, so HKDF runs once per key rather than once per request."""
-    return Sealer(securekey)
+def _sealer_for(securekeys: tuple[Key, ...]) -> Sealer:
+    return Sealer(securekeys)

@@ -25,7 +25,7 @@ from typing import Any
 
 from skitai.saddle.cookies import CookieJar
 from skitai.saddle.mounting import CookiePolicy, CookieState, Mounts
-from skitai.saddle.sealing import Key, Sealer
+from skitai.saddle.sealing import Sealer, SecureKey
 from skitai.saddle.stores import CookieStore, Record, SessionStore
 
 DEFAULT_TIMEOUT = 1200
@@ -93,7 +93,7 @@ class Session(Mounts[SessionState]):
 
     prefix = "SESSION_"
 
-    def __init__(self, cookies: CookieJar, *, securekey: Key | None, client_address: str | None,
+    def __init__(self, cookies: CookieJar, *, securekey: SecureKey | None, client_address: str | None,
                  session_timeout: float | None = DEFAULT_TIMEOUT, store: SessionStore | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(cookies, securekey=securekey, client_address=client_address, clock=clock)
@@ -105,7 +105,7 @@ class Session(Mounts[SessionState]):
         return SessionState(self.cookies, cookie_name, sealer, policy, self.client_address, self.clock,
                             store=self.store, timeout=timeout)
 
-    def mount(self, name: str | None = None, securekey: Key | None = None, path: str | None = None,
+    def mount(self, name: str | None = None, securekey: SecureKey | None = None, path: str | None = None,
               domain: str | None = None, secure: bool | None = None, http_only: bool | None = None,
               session_timeout: float | None = None, **options: Any) -> None:
         """Create the named session if it is new, and make it `was.session`."""

@@ -227,3 +227,20 @@ def test_regenerate_keeps_data(cycle: Cycle) -> None:
     cycle.close(session)
     assert cycle.browser.cookies["SESSION_"] != before
     assert cycle.open()["a"] == 1
+
+
+def test_securekey_rotation_keeps_sessions(cycle: Cycle) -> None:
+    session = cycle.open()
+    session.set("a", 1)
+    cycle.close(session)
+    new_key = "a-brand-new-securekey-after-rotation"
+    rotated = Session(CookieJar(cycle.browser.header()), securekey=[new_key, KEY], client_address=ADDRESS,
+                      clock=cycle.clock)
+    assert rotated["a"] == 1
+    rotated.set("b", 2)
+    jar = rotated.cookies
+    rotated.commit()
+    cycle.browser.receive(jar.set_cookie_headers())
+    only_new = Session(CookieJar(cycle.browser.header()), securekey=new_key, client_address=ADDRESS,
+                       clock=cycle.clock)
+    assert only_new.items() == [("a", 1), ("b", 2)]
