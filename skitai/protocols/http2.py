@@ -113,6 +113,13 @@ class _H2Connection(h2.connection.H2Connection):
         self.decoder = decoder
         self.encoder = Encoder()
 
+    def clear_outbound_data_buffer(self) -> None:
+        """Keep what is queued when a GOAWAY arrives (h2 would drop it).
+
+        The client's GOAWAY still lets the streams up to its last stream id
+        finish (RFC 9113 6.8), and our own SETTINGS may still be unsent.
+        """
+
     @property
     def open_inbound_streams(self) -> int:
         # h2 asks on every new stream; counting also forgets closed streams,
@@ -522,9 +529,10 @@ class HTTP2Connection:
         while True:
             while queued:
                 work, stream, arg = queued.popleft()
+                if stream.reset:  # reset before it started: nothing to serve
+                    self._close_stream(stream)
+                    continue
                 with anyio.CancelScope() as stream.scope:
-                    if stream.reset:
-                        stream.scope.cancel()  # reset before it started: just clean up
                     await work(stream, arg)
                 stream.scope = None
             if self._closing:
@@ -696,6 +704,8 @@ class HTTP2Exchange:
     def _send_headers(self, status: int, headers: Headers, end_stream: bool) -> None:
         if self.response_started:
             raise RuntimeError("response already started")
+        if self.stream.reset:
+            raise ClientDisconnected("stream reset by the client")
         self.response_started = True
         self.stats.status = status
         self.stats.responded = time.monotonic()
@@ -734,6 +744,8 @@ class HTTP2Exchange:
         self.stats.bytes_out += len(data)
 
     async def end_response(self, trailers: Headers = ()) -> None:
+        if self.stream.reset:
+            raise ClientDisconnected("stream reset by the client")
         h = self._conn._h2
         if trailers and not self._is_head:
             h.send_headers(self.stream.id, [(n.lower(), v) for n, v in trailers], end_stream=True)

@@ -492,6 +492,25 @@ async def test_stream_reset_before_its_work_starts_is_never_served() -> None:
     assert peer.streams[sid].headers is None
 
 
+async def test_reset_stream_is_not_answered_by_a_handler_that_never_waits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def answer_at_once(exchange: Exchange) -> None:
+        data = await exchange.receive_body(100)  # returns at once: the stream is reset
+        await exchange.respond(200, [(b"content-type", b"text/plain")], data)
+
+    async with http2_driver(answer_at_once) as (peer, _):
+        await peer.start()
+        sid, block = await peer.header_block(POST, end_stream=False)
+        await peer.send_raw(frame(HEADERS, END_HEADERS, sid, block)
+                            + frame(RST_STREAM, 0, sid, int(ErrorCodes.CANCEL).to_bytes(4, "big")))
+        await peer.ping()
+        after = await peer.response(await peer.request(b"GET", b"/"))
+    assert peer.streams[sid].headers is None
+    assert after.status == 200
+    assert errors_logged(caplog) == []
+
+
 async def test_bursts_of_streams_reuse_tasks_and_close_cleanly() -> None:
     gate = Gate()
     async with serving(mount=("/", gated(gate)), threads=8) as srv:
@@ -505,6 +524,36 @@ async def test_bursts_of_streams_reuse_tasks_and_close_cleanly() -> None:
             gate.released.clear()
         await peer.aclose()
     # serving() checked on exit: no connection, task or descriptor left behind
+
+
+async def test_client_goaway_lets_the_stream_in_flight_finish() -> None:
+    gate = Gate()
+    async with serving(mount=("/", gated(gate, b"finished"))) as srv:
+        peer = await (await H2Peer.connect(srv.host, srv.port)).start()
+        sid = await peer.request(b"GET", b"/wait")
+        await gate.arrived()
+        await peer.send_raw(frame(GOAWAY, 0, 0, sid.to_bytes(4, "big") + b"\0\0\0\0"))
+        await peer.ping()  # the GOAWAY has been read
+        gate.released.set()
+        result = await peer.response(sid)
+        await peer.read_to_eof()
+        await peer.aclose()
+    assert (result.status, bytes(result.data), result.ended) == (200, b"finished", True)
+
+
+async def test_settings_go_out_even_when_a_goaway_comes_first() -> None:
+    async with serving(mount=("/", apps.hello)) as srv:
+        stream = await anyio.connect_tcp(srv.host, srv.port)
+        await stream.send(PREFACE + frame(SETTINGS, 0, 0) + frame(GOAWAY, 0, 0, b"\0" * 8))
+        received = b""
+        with anyio.fail_after(WAIT):
+            while True:
+                try:
+                    received += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    break
+        await stream.aclose()
+    assert received[3] == SETTINGS  # the server's preface, not dropped with the GOAWAY
 
 
 async def test_graceful_shutdown_finishes_the_stream_in_flight() -> None:
