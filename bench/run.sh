@@ -5,6 +5,7 @@
 #   bash bench/run.sh idle            # memory per idle keep-alive connection (5,000)
 #   DUR=2 REPS=1 bash bench/run.sh    # check the commands work (figures meaningless)
 #   PARSER=h11 bash bench/run.sh      # HTTP/1.1 on h11 instead of the default (auto)
+#   bash bench/run.sh orig            # the original Skitai (PyPI 0.57.16) against the same peers
 #
 # Uses the shared harness (SHARED_BENCH, default ../shared/bench next to this
 # checkout) and its venv of peers (made once by its setup_anchors.sh). Our
@@ -23,6 +24,19 @@ mkdir -p "$ROOT/bench/results"
 command_for() {  # the skitai command line the harness runs, for one backend
     echo "$PYTHON -m skitai --host 127.0.0.1 --port {PORT} --backend $1 --http-parser ${PARSER:-auto} --no-access-log $2 apps:wsgi_app"
 }
+
+if [ "${1:-}" = orig ]; then
+    # The original Skitai (PyPI 0.57.16, from ORIG_VENV) against the same peers: its
+    # ratio to ours is taken through a peer both runs share (gunicorn-gthread).
+    ORIG_PY="${ORIG_VENV:-${TMPDIR:-/tmp}/orig-venv}/bin/python"
+    [ -x "$ORIG_PY" ] || { echo "no $ORIG_PY: python3 -m venv orig-venv && orig-venv/bin/pip install skitai==0.57.16" >&2; exit 1; }
+    EXTRA_NAME="skitai-orig" EXTRA_MODE="wsgi, skitai 0.57.16 (PyPI), 4 threads" \
+    EXTRA_CMD="$ORIG_PY $ROOT/bench/orig_serve.py" \
+    SERVERS="extra,${PEERS}" OUT="$ROOT/bench/results/anchors-orig.md" \
+        bash "$SHARED/run_anchors.sh"
+    sed -i "s|$ROOT/||g; s|$ORIG_PY|orig-venv/bin/python|g" "$ROOT"/bench/results/*.md
+    exit 0
+fi
 
 for backend in $BACKENDS; do
     echo "== skitai on $backend: ${1:-throughput}" >&2
