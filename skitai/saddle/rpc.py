@@ -13,6 +13,8 @@ app's and parts' hooks and authentication like any request; the route's
 `methods` and `content_types` restrictions are for HTTP callers and do
 not apply. The handler's return value is the result.
 
+A call posted to `/RPC2` (where `xmlrpc.client` posts when its URL has no
+path) goes to the mount point itself, unless the app has routes there.
 XML-RPC (POST `text/xml` or `application/xml`) also answers
 `system.multicall` and `system.listMethods`. Faults use the codes of the
 XML-RPC interoperability spec: -32700 not well-formed (or refused: DTDs,
@@ -57,6 +59,7 @@ METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 MAX_BATCH = 1000  # calls in one multicall or batch
+DEFAULT_PATH = "/RPC2"
 
 _METHOD = re.compile(r"[A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*")
 _SYSTEM = ("system.listMethods", "system.multicall")
@@ -94,6 +97,9 @@ class _Calls:
         self.app = app
         self.environ = environ
         self.base = base.rstrip("/")
+        if self.base == DEFAULT_PATH and not any(
+                text.startswith(DEFAULT_PATH) for text in app.router.rules):
+            self.base = ""  # where xmlrpc.client posts when the URL has no path
         self.cookies: list[tuple[str, str]] = []
 
     def call(self, method: str, params: list[Any] | tuple[Any, ...], named: dict[str, Any]) -> Any:
