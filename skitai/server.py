@@ -20,6 +20,7 @@ and `skitai_shutdown(wasc)` after the last one (see skitai.context).
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import ssl
 from collections.abc import Callable, Sequence
@@ -200,6 +201,8 @@ class Server:
     async def _start_reloader(self, services: anyio.abc.TaskGroup) -> None:
         watched = [m for m in self.mounts.apps() if getattr(m.app, "use_reloader", False)]
         if watched:
+            # Imported off the loop: the module reads the filesystem (sysconfig) as it loads.
+            await anyio.to_thread.run_sync(importlib.import_module, "skitai.reloader")
             from skitai.reloader import Reloader
 
             reloader = Reloader(watched, self.config.reload_interval)

@@ -50,7 +50,8 @@ class OverlaySyntax(Extension):
                 out.append(f"{env.block_start_string} raw {env.block_end_string}")
                 in_raw = True
             elif in_raw and raw_end.fullmatch(text):
-                out.append(f"{env.block_start_string} endraw {env.block_end_string}")
+                # The newline stays so the next line still starts a line (trim_blocks eats it).
+                out.append(f"{env.block_start_string} endraw {env.block_end_string}{line[len(text):]}")
                 in_raw = False
             elif escape is not None and not in_raw and escape in line \
                     and not text.lstrip().startswith(statement):
