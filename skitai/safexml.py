@@ -29,7 +29,8 @@ def loads(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> tuple[tuple[Any, 
     (or `ValueError`) for XML that is not XML-RPC.
     """
     unmarshaller = xmlrpc.client.Unmarshaller(use_datetime=False, use_builtin_types=True)
-    unmarshaller.xml(None, None)  # expat hands over str already: nothing left to decode
+    # As xmlrpc.client.ExpatParser does: expat hands over str, nothing is left to decode.
+    unmarshaller.xml(None, None)  # type: ignore[arg-type]
     parser = expat.ParserCreate("utf-8" if isinstance(data, str) else None, None)
     depth = 0
 

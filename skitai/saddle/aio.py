@@ -27,7 +27,7 @@ import anyio.to_thread
 from skitai.loopapp import Responder
 from skitai.saddle import forms, hooks, plugins, rpc
 from skitai.saddle.errors import BadRequest, BodyTooLarge, HTTPError
-from skitai.saddle.handlers import call_async, call_handler_async
+from skitai.saddle.handlers import call_async
 from skitai.saddle.part import media_type
 from skitai.saddle.routing import BadPath, BuildError, Match, request_path
 from skitai.saddle.was import RequestWas
@@ -51,28 +51,40 @@ def loop_handler(app: Any, environ: dict[str, Any]) -> Callable[[Responder], Awa
 
 async def _serve(app: Any, environ: dict[str, Any], found: Match, media: str,
                  responder: Responder) -> None:
+    was: RequestWas | None = None
+    try:
+        was = await _respond(app, environ, found, media, responder)
+    finally:
+        was = was or environ.get("skitai.was")
+        if was is not None and was._closers:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(was.close)
+
+
+async def _respond(app: Any, environ: dict[str, Any], found: Match, media: str,
+                   responder: Responder) -> RequestWas | None:
     route = found.route
     was: RequestWas | None = None
-    body = b""
     try:
         if route.content_types is not None and media not in route.content_types:
             raise HTTPError(415, f"this resource takes {', '.join(sorted(route.content_types))}")
         body = await _read_body(environ, responder, app.config.body_limit(media))
-        was = RequestWas(app, environ, route, lambda: body)
+        was = RequestWas(app, environ, route, body)
         environ["skitai.was"] = was
-        refusal = await call_async(app.check_access, False, was, route)
-        if refusal is not None:
-            raise refusal
+        if route.authenticate or app.authenticate:
+            refusal = await call_async(app.check_access, False, was, route)
+            if refusal is not None:
+                raise refusal
         query = environ.get("QUERY_STRING")
         args = forms.parse_query(query) if query else {}
         if media:
             args.update(await _body_args(app, was, media, environ["CONTENT_TYPE"], body))
         args.update(found.args)
         was.args = args
-        content = await hooks.run_async(route.chain, was, functools.partial(call_handler_async, was, route))
+        content = await hooks.run_async(route, was)
         if hasattr(content, "__anext__"):
             await _send_async_iterator(app, was, content, responder)
-            return
+            return was
         status, headers, result = app.finish(was, content)
     except HTTPError as exc:
         status, headers, result = app.error_result(environ, exc, was)
@@ -82,8 +94,9 @@ async def _serve(app: Any, environ: dict[str, Any], found: Match, media: str,
         status, headers, result = app.failure_result(environ, exc, was)
     if isinstance(result, list):
         await responder.respond(status, headers, b"".join(result))
-        return
-    await _send_stream(status, headers, result, responder)
+    else:
+        await _send_stream(status, headers, result, responder)
+    return was
 
 
 async def _read_body(environ: dict[str, Any], responder: Responder, limit: int) -> bytes:

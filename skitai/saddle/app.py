@@ -22,7 +22,7 @@ One request, on the WSGI path (a worker thread):
 
 from __future__ import annotations
 
-import functools
+import io
 import logging
 import os
 import traceback
@@ -34,7 +34,6 @@ from skitai.context import ServerContext, Was, request_environ
 from skitai.errorpages import error_page
 from skitai.saddle import aio, bodies, forms, hooks, part, plugins, rpc, templates
 from skitai.saddle.errors import BadRequest, BodyTooLarge, HTTPError, log_answer, status_line
-from skitai.saddle.handlers import call_handler
 from skitai.saddle.part import Saddlery, media_type
 from skitai.saddle.routing import BadPath, BuildError, Match, NotAllowed, Route, Router, request_path
 from skitai.saddle.was import RequestWas
@@ -137,6 +136,11 @@ class Saddle(Saddlery):
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         status, headers, body = self._respond(environ)
         start_response(status, headers)
+        if type(body) is list:
+            # Nothing runs after this for a complete body: let the `was` go with its request.
+            was = environ.pop("skitai.was", None)
+            if was is not None:
+                was.close()
         return body
 
     def _respond(self, environ: dict[str, Any]) -> WsgiResult:
@@ -149,7 +153,7 @@ class Saddle(Saddlery):
             media = media_type(content_type) if content_type else ""
             preread: tuple[bytes, Any] | None = None
             if media in rpc.MEDIA_TYPES and method == "POST" and not _route_takes(router, raw_path, media):
-                body = self._read_whole(environ, media)
+                body = self.read_whole(environ, media)
                 if media != "application/json":
                     return rpc.serve(self, environ, raw_path, media, body)
                 parsed = forms.parse_json(body) if body else None
@@ -157,13 +161,17 @@ class Saddle(Saddlery):
                     return rpc.serve(self, environ, raw_path, media, body, parsed)
                 preread = body, parsed
             route, path_args = self.select(router, raw_path, method, media, environ)
-            was = RequestWas(self, environ, route, functools.partial(self._read_whole, environ, media))
+            was = RequestWas(self, environ, route, media=media)
             environ["skitai.was"] = was
-            refusal = self.check_access(was, route)
-            if refusal is not None:
-                raise refusal
-            was.args = self._gather_args(environ, media, path_args, preread, was)
-            content = hooks.run_sync(route.chain, was, functools.partial(call_handler, was, route))
+            if route.authenticate or self.authenticate:
+                refusal = self.check_access(was, route)
+                if refusal is not None:
+                    raise refusal
+            if media or environ.get("QUERY_STRING"):
+                was.args = self._gather_args(environ, media, path_args, preread, was)
+            else:
+                was.args = path_args
+            content = hooks.run_sync(route, was)
             return self.finish(was, content)
         except HTTPError as exc:
             return self.error_result(environ, exc, was)
@@ -230,21 +238,35 @@ class Saddle(Saddlery):
                 if isinstance(preread[1], dict):
                     args.update(preread[1])
             elif media == forms.URLENCODED or media in forms.JSON_TYPES:
-                body = self._read_whole(environ, media)
+                body = self.read_whole(environ, media)
                 args.update(forms.body_args(was.request, media, body))
             elif media in plugins.BODY_PARSERS:
+                stream = environ["wsgi.input"]
+                length = environ.get("CONTENT_LENGTH")
+                if length and length.isdigit() and int(length) <= self.config.max_cache_size:
+                    body = self.read_whole(environ, media)  # small: kept for get_body() too
+                    was.request.set_body(body)
+                    stream = io.BytesIO(body)
                 parser = plugins.BODY_PARSERS[media]
-                args.update(parser(environ["wsgi.input"], environ["CONTENT_TYPE"], self.config))
+                args.update(parser(stream, environ["CONTENT_TYPE"], self.config))
         if path_args:
             args.update(path_args)  # the URL's segments are not overridden by query or form
         return args
 
-    def _read_whole(self, environ: dict[str, Any], media: str) -> bytes:
+    def read_whole(self, environ: dict[str, Any], media: str) -> bytes:
+        """The whole request body, 413 past the app's limit for its media type.
+
+        A multipart body is kept whole only up to `max_cache_size`: beyond
+        that it is for its parser to stream, and `get_body()` refuses it.
+        """
         length = environ.get("CONTENT_LENGTH")
         declared = int(length) if length and length.isdigit() else None
         if declared is None and not environ.get("HTTP_TRANSFER_ENCODING"):
             declared = 0
-        return forms.read_limited(environ["wsgi.input"], declared, self.config.body_limit(media))
+        limit = self.config.body_limit(media)
+        if media.startswith("multipart/"):
+            limit = min(limit, self.config.max_cache_size)
+        return forms.read_limited(environ["wsgi.input"], declared, limit)
 
     # the response ------------------------------------------------------------------------
 
@@ -264,6 +286,8 @@ class Saddle(Saddlery):
         if body.content is not None:
             return status, headers, [body.content]
         assert body.stream is not None
+        if was._closers:
+            body.stream.on_close = was.close
         return status, headers, body.stream
 
     def error_result(self, environ: dict[str, Any], error: HTTPError, was: RequestWas | None) -> WsgiResult:

@@ -20,7 +20,7 @@ skitai.saddle.rpc: a value is only a body for HTTP callers.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio.from_thread
@@ -74,12 +74,13 @@ def make_body(value: Any) -> Body:
 class Stream:
     """The bytes of a streamed body, with `close()` reaching the returned object."""
 
-    __slots__ = ("_closed", "_pieces", "_source")
+    __slots__ = ("_closed", "_pieces", "_source", "on_close")
 
     def __init__(self, pieces: Iterator[bytes], source: Any) -> None:
         self._pieces = pieces
         self._source = source
         self._closed = False
+        self.on_close: Callable[[], None] | None = None  # called last
 
     def __iter__(self) -> Stream:
         return self
@@ -96,7 +97,11 @@ class Stream:
             if close is not None:
                 close()
         finally:
-            _close(self._source)
+            try:
+                _close(self._source)
+            finally:
+                if self.on_close is not None:
+                    self.on_close()
 
 
 def _close(source: Any) -> None:

@@ -20,10 +20,10 @@ without hooks cost nothing. Hooks may be sync or async on any route.
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from skitai.saddle.handlers import call_async, call_sync, is_async
+from skitai.saddle.handlers import call_async, call_handler, call_handler_async, call_sync, is_async
 
 REQUEST_HOOKS = ("before_request", "finish_request", "failed_request", "teardown_request")
 
@@ -47,12 +47,13 @@ class Hooks:
         self.any = True
 
 
-def run_sync(chain: tuple[Any, ...], was: Any, call: Callable[[], Any], index: int = 0) -> Any:
-    """The handler `call()` inside the hooks of `chain[index:]` (worker thread side)."""
+def run_sync(route: Any, was: Any, index: int = 0) -> Any:
+    """The route's handler inside the hooks of `route.chain[index:]` (worker thread side)."""
+    chain = route.chain
     while index < len(chain) and not chain[index].hooks.any:
         index += 1
     if index == len(chain):
-        return call()
+        return call_handler(was, route)
     hooks: Hooks = chain[index].hooks
     try:
         try:
@@ -60,7 +61,7 @@ def run_sync(chain: tuple[Any, ...], was: Any, call: Callable[[], Any], index: i
                 content = call_sync(hooks.before_request[0], hooks.before_request[1], was)
                 if content:
                     return content
-            content = run_sync(chain, was, call, index + 1)
+            content = run_sync(route, was, index + 1)
         except Exception:
             was.note_failure(sys.exc_info())
             if hooks.failed_request is None:
@@ -77,14 +78,13 @@ def run_sync(chain: tuple[Any, ...], was: Any, call: Callable[[], Any], index: i
     return content
 
 
-async def run_async(
-    chain: tuple[Any, ...], was: Any, call: Callable[[], Awaitable[Any]], index: int = 0
-) -> Any:
+async def run_async(route: Any, was: Any, index: int = 0) -> Any:
     """`run_sync` for the event loop side: the same order, awaiting each step."""
+    chain = route.chain
     while index < len(chain) and not chain[index].hooks.any:
         index += 1
     if index == len(chain):
-        return await call()
+        return await call_handler_async(was, route)
     hooks: Hooks = chain[index].hooks
     try:
         try:
@@ -92,7 +92,7 @@ async def run_async(
                 content = await call_async(hooks.before_request[0], hooks.before_request[1], was)
                 if content:
                     return content
-            content = await run_async(chain, was, call, index + 1)
+            content = await run_async(route, was, index + 1)
         except Exception:
             was.note_failure(sys.exc_info())
             if hooks.failed_request is None:

@@ -27,14 +27,14 @@ class AttrDict(dict[str, Any]):
 
 
 class Request:
-    def __init__(self, environ: dict[str, Any], read_body: Callable[[], bytes]) -> None:
+    def __init__(self, environ: dict[str, Any], body: bytes | None, read_body: Callable[[], bytes]) -> None:
         self.env = environ
         self.args: AttrDict = AttrDict()
         self.user: Any = None
         self.token: Any = None
         self.claim: Any = None
         self._read_body = read_body
-        self._body: bytes | None = None
+        self._body = body
         self._json: Any = _NO_BODY
 
     # the seed's attributes ------------------------------------------------------

@@ -23,10 +23,12 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 class Response:
-    __slots__ = ("_was", "headers", "status")
+    # The app and environ, not the `was`: no reference cycle to collect per request.
+    __slots__ = ("_app", "_env", "headers", "status")
 
-    def __init__(self, was: Any) -> None:
-        self._was = was
+    def __init__(self, app: Any, environ: dict[str, Any]) -> None:
+        self._app = app
+        self._env = environ
         self.status = "200 OK"
         self.headers: list[tuple[str, str]] = []
 
@@ -41,7 +43,7 @@ class Response:
         if headers:
             self.set_headers(headers)
         if body is None and (exc_info is not None or self.code >= 400):
-            return self._was.app.error_page(self.status, exc_info=exc_info, was=self._was)
+            return self._app.error_page(self.status, exc_info=exc_info, was=self._env.get("skitai.was"))
         return body
 
     @property
@@ -90,7 +92,7 @@ class Response:
 
     def hint_promise(self, uri: str) -> None:
         """Ask for an HTTP/2 push of `uri` (a path); ignored where push is not possible."""
-        promise = self._was.env.get("skitai.hint_promise")
+        promise = self._env.get("skitai.hint_promise")
         if promise is not None:
             promise(uri)
 

@@ -57,6 +57,8 @@ def request_path(environ: dict[str, Any]) -> str:
     script_name: str = environ.get("SCRIPT_NAME", "")
     target = environ.get("REQUEST_URI") or environ.get("RAW_URI")
     if target:
+        if "%" not in target and target == script_name + path_info:
+            return path_info  # the common case: nothing encoded, no query
         raw = target.partition("?")[0].partition("#")[0]
         if not raw.startswith("/"):  # absolute-form: scheme://authority/path
             authority_end = raw.find("/", raw.find("//") + 2) if "//" in raw else -1

@@ -31,7 +31,6 @@ answer; 204 when nothing is left to answer), error codes -32700, -32600,
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -43,7 +42,6 @@ from xml.parsers.expat import ExpatError
 from skitai import safexml
 from skitai.saddle import hooks
 from skitai.saddle.errors import BadRequest, HTTPError
-from skitai.saddle.handlers import call_handler
 from skitai.saddle.routing import Match
 from skitai.saddle.was import RequestWas
 
@@ -84,7 +82,7 @@ def is_jsonrpc(payload: Any) -> bool:
 
 def serve(app: Any, environ: dict[str, Any], base: str, media: str, body: bytes,
           parsed: Any = None) -> WsgiResult:
-    calls = _Calls(app, environ, base)
+    calls = _Calls(app, environ, base, body)
     if media in XML_TYPES:
         return calls.serve_xml(body)
     return calls.serve_json(body, parsed)
@@ -93,9 +91,10 @@ def serve(app: Any, environ: dict[str, Any], base: str, media: str, body: bytes,
 class _Calls:
     """The calls of one RPC request, and the cookies they set."""
 
-    def __init__(self, app: Any, environ: dict[str, Any], base: str) -> None:
+    def __init__(self, app: Any, environ: dict[str, Any], base: str, body: bytes) -> None:
         self.app = app
         self.environ = environ
+        self.body = body
         self.base = base.rstrip("/")
         if self.base == DEFAULT_PATH and not any(
                 text.startswith(DEFAULT_PATH) for text in app.router.rules):
@@ -109,7 +108,7 @@ class _Calls:
         if not isinstance(found, Match):
             raise RpcError(METHOD_NOT_FOUND, f"no method {method!r}")
         route = found.route
-        was = RequestWas(self.app, self.environ, route, lambda: b"")
+        was = RequestWas(self.app, self.environ, route, self.body)
         self.environ["skitai.was"] = was
         refusal = self.app.check_access(was, route)
         if refusal is not None:
@@ -121,7 +120,8 @@ class _Calls:
         args.update(found.args)
         was.args = args
         try:
-            value = hooks.run_sync(route.chain, was, functools.partial(call_handler, was, route))
+            value = hooks.run_sync(route, was)
+            was.commit()
         except BadRequest as exc:
             raise RpcError(INVALID_PARAMS, f"{method}: {exc.message}") from None
         except HTTPError as exc:
@@ -131,7 +131,8 @@ class _Calls:
             detail = "".join(traceback.format_exception(exc)) if self.app.debug else ""
             raise RpcError(INTERNAL_ERROR, f"{method} failed" + (f"\n{detail}" if detail else "")) \
                 from None
-        was.commit()
+        finally:
+            was.close()
         response = was._response
         if response is not None:
             self.cookies += [h for h in response.headers if h[0].lower() == "set-cookie"]

@@ -10,10 +10,13 @@ Objects that must write headers once the handler has succeeded (cookies
 now; sessions and flash messages when they come) register with
 `on_commit(func)`; `func(response)` runs after the last hook, only when no
 exception got to the hooks, and may add headers to `was.response`.
+`on_close(func)` registers `func()` for when the response is over, however
+it ended (after the body was sent, or the client went away).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -34,25 +37,29 @@ class RequestWas(Was):
         app: Any,
         environ: dict[str, Any],
         route: Any,
-        read_body: Callable[[], bytes],
+        body: bytes | None = None,
+        media: str = "",
     ) -> None:
         self.env = environ
         self.app = app
         self.route = route
         self._args: dict[str, Any] = {}
         self.failed = False  # an exception reached the hooks: no commit
-        self._read_body = read_body
+        self._body = body  # when already read; else read on demand, within the limit for `media`
+        self._media = media
         self._request: Request | None = None
         self._response: Response | None = None
         self._cookie: Cookies | None = None
         self._g: SimpleNamespace | None = None
         self._commits: list[Callable[[Response], None]] | None = None
+        self._closers: list[Callable[[], None]] | None = None
         self._noted: BaseException | None = None
 
     @property
     def request(self) -> Request:
         if self._request is None:
-            self._request = Request(self.env, self._read_body)
+            reader = functools.partial(self.app.read_whole, self.env, self._media)
+            self._request = Request(self.env, self._body, reader)
             self._request.args = AttrDict(self._args)
         return self._request
 
@@ -70,7 +77,7 @@ class RequestWas(Was):
     @property
     def response(self) -> Response:
         if self._response is None:
-            self._response = Response(self)
+            self._response = Response(self.app, self.env)
         return self._response
 
     @property
@@ -97,6 +104,21 @@ class RequestWas(Was):
         if self._commits is None:
             self._commits = []
         self._commits.append(func)
+
+    def on_close(self, func: Callable[[], None]) -> None:
+        """Call `func()` once the request is over, however it ended (temporary files...)."""
+        if self._closers is None:
+            self._closers = []
+        self._closers.append(func)
+
+    def close(self) -> None:
+        """Run the `on_close` functions; the app calls it when the response is done."""
+        closers, self._closers = self._closers, None
+        for func in closers or ():
+            try:
+                func()
+            except Exception:
+                app_log.exception("[%s] closing %r failed", self.txnid(), func)
 
     def commit(self) -> None:
         """Run the commit functions; the app calls it once the handler has succeeded."""

@@ -87,7 +87,17 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[s
 
 async def wait_for(client: httpx.AsyncClient, path: str, expected: str) -> None:
     with anyio.fail_after(WAIT):
-        while (await client.get(path)).text != expected:
+        while True:
+            if (await client.get(path)).text == expected:
+                return
+            await anyio.sleep(0.02)
+
+
+async def watching(caplog: pytest.LogCaptureFixture) -> None:
+    with anyio.fail_after(WAIT):
+        while True:
+            if any("reloader watching" in r.getMessage() for r in caplog.records):
+                return
             await anyio.sleep(0.02)
 
 
@@ -95,9 +105,7 @@ async def test_parts_and_app_reload(package: tuple[str, Path], caplog: pytest.Lo
     name, root = package
     with caplog.at_level(logging.INFO, "skitai.server"):
         async with client_for(("/", f"{name}.app:app"), reload_interval=0.05) as client:
-            with anyio.fail_after(WAIT):
-                while not any("reloader watching" in r.getMessage() for r in caplog.records):
-                    await anyio.sleep(0.02)
+            await watching(caplog)
             assert (await client.get("/part/x")).text == "part v1 x template v1"
             assert (await client.get("/reloads")).text == "0"
 
