@@ -78,10 +78,6 @@ class Request:
         return self.env.get("skitai.ltxnid")
 
     @property
-    def stream_id(self) -> int | None:
-        return self.env.get("skitai.stream_id")
-
-    @property
     def header(self) -> list[str]:
         """Every request header as a `Name: value` line."""
         lines = []
