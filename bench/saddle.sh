@@ -7,7 +7,10 @@
 #
 # Server on CPU 0, wrk on CPU 1, as in bench/run.sh. The repeats are
 # interleaved (wsgi, saddle, flask, wsgi, ...) so the machine's drift hits the
-# three alike; medians are reported. Results: bench/results/saddle-<backend>.md.
+# three alike; medians are reported. Besides requests per second, the server's
+# CPU time per request (utime + stime from /proc, all threads) is measured: on
+# a shared machine it moves far less than throughput does.
+# Results: bench/results/saddle-<backend>.md.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON="$ROOT/.venv/bin/python"
@@ -30,24 +33,33 @@ wait_ready() {  # wait_ready PID
     return 1
 }
 
-measure() {  # measure BACKEND APP -> prints req/s
-    setsid taskset -c 0 "$PYTHON" -m skitai --host 127.0.0.1 --port "$PORT" --backend "$1" \
+cpu_ticks() {  # cpu_ticks PID -> utime + stime of the process, all threads
+    awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+measure() {  # measure BACKEND APP -> prints "req/s cpu-µs-per-request"
+    taskset -c 0 "$PYTHON" -m skitai --host 127.0.0.1 --port "$PORT" --backend "$1" \
         --no-access-log "saddle_apps:$2" >/dev/null 2>&1 &
-    local pid=$!
-    wait_ready "$pid" || { echo "$2 did not start" >&2; kill -KILL -- "-$pid" 2>/dev/null; exit 1; }
+    local pid=$! before after out
+    wait_ready "$pid" || { echo "$2 did not start" >&2; kill -KILL "$pid" 2>/dev/null; exit 1; }
     taskset -c 1 wrk -t1 -c64 -d2s "http://127.0.0.1:$PORT/" >/dev/null  # warm-up
-    taskset -c 1 wrk -t1 -c64 -d"${DUR}s" "http://127.0.0.1:$PORT/" | awk '/^Requests\/sec:/{print $2}'
-    kill -TERM -- "-$pid" 2>/dev/null
+    before="$(cpu_ticks "$pid")"
+    out="$(taskset -c 1 wrk -t1 -c64 -d"${DUR}s" "http://127.0.0.1:$PORT/")"
+    after="$(cpu_ticks "$pid")"
+    kill -TERM "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null || true
+    echo "$out" | awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" '
+        /requests in/ {n = $1} /^Requests\/sec:/ {rps = $2}
+        END {printf "%s %.1f\n", rps, ticks / hz * 1e6 / n}'
 }
 
 for backend in $BACKENDS; do
     raw="$(mktemp)"
     for rep in $(seq 1 "$REPS"); do
         for app in $APPS; do
-            rps="$(measure "$backend" "$app")"
-            echo "$backend rep$rep $app: $rps req/s" >&2
-            printf '%s\t%s\n' "$app" "$rps" >> "$raw"
+            read -r rps cpu <<< "$(measure "$backend" "$app")"
+            echo "$backend rep$rep $app: $rps req/s, $cpu µs CPU per request" >&2
+            printf '%s\t%s\t%s\n' "$app" "$rps" "$cpu" >> "$raw"
         done
     done
     "$PYTHON" - "$raw" "$backend" "$DUR" "$REPS" > "$ROOT/bench/results/saddle-$backend.md" <<'EOF'
@@ -55,22 +67,28 @@ import statistics
 import sys
 
 raw, backend, dur, reps = sys.argv[1:]
-runs = {}
+rps, cpu = {}, {}
 for line in open(raw):
-    app, rps = line.split()
-    runs.setdefault(app, []).append(float(rps))
-median = {app: statistics.median(values) for app, values in runs.items()}
+    app, app_rps, app_cpu = line.split()
+    rps.setdefault(app, []).append(float(app_rps))
+    cpu.setdefault(app, []).append(float(app_cpu))
+rps_median = {app: statistics.median(values) for app, values in rps.items()}
+cpu_median = {app: statistics.median(values) for app, values in cpu.items()}
 print(f"# Saddle against raw WSGI and Flask on Skitai ({backend})\n")
 print(f"`wrk -t1 -c64 -d{dur}s` on `GET /` (11-byte hello), server on CPU 0, wrk on CPU 1, "
-      f"{reps} interleaved repeats, medians. Apps: `bench/saddle_apps.py`.\n")
-print("| app | req/s (median) | repeats | µs per request | cost over raw WSGI |")
-print("|---|---:|---|---:|---:|")
+      f"{reps} interleaved repeats, medians. Apps: `bench/saddle_apps.py`. CPU µs/request: the "
+      "server process's utime + stime over the run, divided by the requests served.\n")
+print("| app | req/s | CPU µs/request | cost over raw WSGI (CPU) | cost over raw WSGI (req/s) "
+      "| req/s repeats | CPU repeats |")
+print("|---|---:|---:|---:|---:|---|---|")
 for app in ("wsgi_app", "saddle_app", "flask_app"):
-    values = ", ".join(f"{v:,.0f}" for v in runs[app])
-    cost = median["wsgi_app"] / median[app] - 1
-    print(f"| {app} | {median[app]:,.0f} | {values} | {1e6 / median[app]:.1f} | {cost:+.1%} |")
-print(f"\nSaddle / raw WSGI throughput: {median['saddle_app'] / median['wsgi_app']:.2f}; "
-      f"Saddle / Flask: {median['saddle_app'] / median['flask_app']:.2f}.")
+    cpu_cost = cpu_median[app] / cpu_median["wsgi_app"] - 1
+    rps_cost = rps_median["wsgi_app"] / rps_median[app] - 1
+    print(f"| {app} | {rps_median[app]:,.0f} | {cpu_median[app]:.1f} | {cpu_cost:+.1%} | {rps_cost:+.1%} "
+          f"| {', '.join(f'{v:,.0f}' for v in rps[app])} | {', '.join(f'{v:.1f}' for v in cpu[app])} |")
+print(f"\nSaddle / raw WSGI: {cpu_median['saddle_app'] / cpu_median['wsgi_app']:.2f} in CPU per "
+      f"request, {rps_median['saddle_app'] / rps_median['wsgi_app']:.2f} in throughput; "
+      f"Saddle / Flask throughput: {rps_median['saddle_app'] / rps_median['flask_app']:.2f}.")
 EOF
     rm -f "$raw"
     cat "$ROOT/bench/results/saddle-$backend.md" >&2

@@ -51,18 +51,17 @@ def loop_handler(app: Any, environ: dict[str, Any]) -> Callable[[Responder], Awa
 
 async def _serve(app: Any, environ: dict[str, Any], found: Match, media: str,
                  responder: Responder) -> None:
-    was: RequestWas | None = None
     try:
-        was = await _respond(app, environ, found, media, responder)
+        await _respond(app, environ, found, media, responder)
     finally:
-        was = was or environ.get("skitai.was")
+        was = environ.pop("skitai.was", None)  # no environ <-> was cycle left behind
         if was is not None and was._closers:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(was.close)
 
 
 async def _respond(app: Any, environ: dict[str, Any], found: Match, media: str,
-                   responder: Responder) -> RequestWas | None:
+                   responder: Responder) -> None:
     route = found.route
     was: RequestWas | None = None
     try:
@@ -84,7 +83,7 @@ async def _respond(app: Any, environ: dict[str, Any], found: Match, media: str,
         content = await hooks.run_async(route, was)
         if hasattr(content, "__anext__"):
             await _send_async_iterator(app, was, content, responder)
-            return was
+            return
         status, headers, result = app.finish(was, content)
     except HTTPError as exc:
         status, headers, result = app.error_result(environ, exc, was)
@@ -96,7 +95,6 @@ async def _respond(app: Any, environ: dict[str, Any], found: Match, media: str,
         await responder.respond(status, headers, b"".join(result))
     else:
         await _send_stream(status, headers, result, responder)
-    return was
 
 
 async def _read_body(environ: dict[str, Any], responder: Responder, limit: int) -> bytes:
