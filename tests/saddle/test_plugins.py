@@ -149,7 +149,7 @@ async def test_a_grpc_shaped_app_stays_possible(plugged: None) -> None:
     app = Saddle(__name__)
 
     @app.route("/GetFeature")
-    def GetFeature(was, point):  # noqa: N802 - gRPC method names
+    def GetFeature(was, point):
         was.response.set_header("Content-Type", "application/grpc")
         return b"feature for " + point
 
