@@ -9,6 +9,8 @@ proper are other modules'; here authentication is shown to refuse.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import xmlrpc.client
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import pytest
 from tests.saddle.conftest import client_for
 from tests.saddle.seedsite import decorators, overlay
 from tests.saddle.seedsite.larger import admin
+from tests.support.processes import free_port, stop, wait_until_serving
 from tests.support.servers import serving
 
 SITE = "tests.saddle.seedsite"
@@ -227,3 +230,76 @@ def test_seed_chapter_apps_import_cleanly() -> None:
     for module in (auth, basics, jinja, logs, register, rpcservice):
         assert module.app.router.by_name
     assert httpx  # the client the other tests use
+
+
+THREE_APPS = '''
+#WSGI App
+
+def app (env, start_response):
+  start_response ("200 OK", [("Content-Type", "text/plain")])
+  return [b'Hello World']
+
+app.use_reloader = True
+app.debug = True
+
+
+# Flask App*
+from flask import Flask
+app2 = Flask(__name__)
+
+app2.use_reloader = True
+app2.debug = True
+
+@app2.route("/")
+def index ():
+  return "Hello World"
+
+
+# Skito-Saddle App
+from skitai.saddle import Saddle
+app3 = Saddle (__name__)
+
+app3.use_reloader = True
+app3.debug = True
+
+@app3.route('/')
+def index (was):
+  return "Hello World"
+
+if __name__ == "__main__":
+
+  import skitai
+
+  skitai.run (
+    mount = [
+      ('/', (__file__, 'app')), # mount WSGI app
+      ('/flask', (__file__, 'app2')), # mount Flask app
+      ('/skitai', (__file__, 'app3')), # mount Skitai app
+      ('/', 'STATIC') # mount static directory
+    ],
+    port = PORT
+  )
+'''
+
+
+def test_the_seeds_script_with_three_kinds_of_app(tmp_path: Path) -> None:
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "logo.txt").write_text("static file")
+    port = free_port()
+    script = tmp_path / "wsgiapp.py"
+    script.write_text(THREE_APPS.replace("STATIC", str(static)).replace("PORT", str(port)))
+    process = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, process)
+        assert httpx.get(f"{base}/").text == "Hello World"
+        assert httpx.get(f"{base}/flask/").text == "Hello World"
+        assert httpx.get(f"{base}/skitai/").text == "Hello World"
+        assert httpx.get(f"{base}/skitai").status_code == 301
+        assert httpx.get(f"{base}/logo.txt").text == "static file"
+    finally:
+        stop(process)
+        assert process.stderr is not None
+        process.stderr.close()
