@@ -10,8 +10,9 @@ import sys
 
 sys.path.insert(0, os.getcwd())  # the bench folder, for `apps`; its skitai comes from the venv
 
-import skitai  # noqa: E402
-from apps import wsgi_app  # noqa: E402
+from apps import wsgi_app
+
+import skitai
 
 skitai.log_off("/")  # the peers log nothing per request
 skitai.mount("/", wsgi_app)

@@ -12,7 +12,8 @@ from __future__ import annotations
 __version__ = "0.30.0"
 
 from skitai.config import Compression, Config, Limits
+from skitai.context import was
 from skitai.errors import ConfigError
 from skitai.runner import run, serve
 
-__all__ = ["Compression", "Config", "ConfigError", "Limits", "__version__", "run", "serve"]
+__all__ = ["Compression", "Config", "ConfigError", "Limits", "__version__", "run", "serve", "was"]

@@ -3,7 +3,9 @@
 Every protocol driver calls one `RequestHandler` per request. It assigns the
 transaction ids, walks the mount table (static directories, then apps, best
 match first), answers 404 when nothing claims the path, and writes one
-access line when the exchange is over, however it ended.
+access line when the exchange is over, however it ended. An app that
+offers a loop handler for the request (skitai.loopapp) is awaited on the
+event loop; every other app goes down the WSGI path.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from typing import Any
 
 from skitai import static, txn
 from skitai.config import Config
+from skitai.context import ServerContext
 from skitai.errorpages import HTML, error_page
 from skitai.errors import RemoteProtocolError
 from skitai.log import access_line, access_log
+from skitai.loopapp import LOOP_HANDLER, serve_on_loop
 from skitai.mounts import AppMount, MountTable
 from skitai.protocols.events import Exchange
 from skitai.threadpool import LoopCallbacks, WorkerPool
-from skitai.wsgi import decode_path, serve_wsgi
+from skitai.wsgi import build_environ, decode_path, serve_wsgi
 
 log = logging.getLogger("skitai.server")
 
@@ -31,8 +35,10 @@ class RequestHandler:
         mounts: MountTable,
         pool: WorkerPool,
         callbacks: LoopCallbacks,
+        context: ServerContext,
     ) -> None:
         self.config = config
+        self.context = context
         self.mounts = mounts
         self.pool = pool
         self.callbacks = callbacks
@@ -64,10 +70,23 @@ class RequestHandler:
         config = self.config
         for mount, path_info in self.mounts.match(path):
             if isinstance(mount, AppMount):
-                extra: dict[str, Any] = {"skitai.gtxnid": gtxnid, "skitai.ltxnid": ltxnid}
+                app = mount.app
+                extra: dict[str, Any] = {"skitai.gtxnid": gtxnid, "skitai.ltxnid": ltxnid,
+                                         "skitai.server": self.context}
+                environ = None
+                loop_handler = getattr(app, LOOP_HANDLER, None)
+                if loop_handler is not None:
+                    environ = build_environ(request, mount.script_name, path_info,
+                                            server_software=self.server_software)
+                    environ.update(extra)
+                    handle = loop_handler(environ)
+                    if handle is not None:
+                        await serve_on_loop(exchange, handle, environ, app=app,
+                                            compression=config.compression)
+                        return
                 await serve_wsgi(
                     exchange,
-                    mount.app,
+                    app,
                     mount.script_name,
                     path_info,
                     pool=self.pool,
@@ -75,6 +94,7 @@ class RequestHandler:
                     compression=config.compression,
                     server_software=self.server_software,
                     extra_environ=extra,
+                    environ=environ,
                 )
                 return
             if await static.serve(

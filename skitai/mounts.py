@@ -79,6 +79,9 @@ class MountTable:
     def apps(self) -> list[AppMount]:
         return [m for m in self.mounts if isinstance(m, AppMount)]
 
+    def apps_objects(self) -> list[Any]:
+        return [m.app for m in self.apps()]
+
     def match(self, path: str) -> Iterator[tuple[Mount, str]]:
         """(mount, path below it) for every mount whose point covers `path`, best first."""
         for mount in self.mounts:

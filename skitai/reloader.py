@@ -32,6 +32,7 @@ import site
 import sys
 import sysconfig
 import traceback
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -205,6 +206,8 @@ class Reloader:
     def __init__(self, mounts: list[AppMount], interval: float = 1.0) -> None:
         self.mounts = mounts
         self.interval = interval
+        # Awaited with a package's new apps once they are swapped in.
+        self.on_reload: Callable[[list[Any]], Awaitable[None]] | None = None
 
     async def run(self) -> None:
         """Watch until cancelled; returns at once when no mount can be reloaded."""
@@ -247,6 +250,8 @@ class Reloader:
             mount.app = app
             mount.generation += 1
         log.info("reloaded %s: %s changed", package.describe(), names)
+        if self.on_reload is not None:
+            await self.on_reload(apps)
 
 
 def _describe(mount: AppMount) -> str:

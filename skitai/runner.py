@@ -2,12 +2,15 @@
 
 `serve(config)` runs inside the caller's anyio program: it reports the bound
 addresses through `task_status`, and stops gracefully when its cancel scope
-is cancelled. It installs no signal handlers, configures no logging, never
-forks.
+is cancelled, or returns when an app calls `was.shutdown()`. It installs no
+signal handlers, configures no logging, never forks; `was.restart()` makes
+it stop gracefully and serve again on the same ports, calling the apps'
+startup and shutdown hooks again.
 
 `run(**options)` is the seed's entry point: it builds the Config, sends the
 logs to stderr or files, picks the backend, and turns SIGINT/SIGTERM into a
-graceful stop (a second signal forces it).
+graceful stop (a second signal forces it). `was.restart()` stops it gracefully and then
+executes the program again, in the same process, so new code is loaded.
 """
 
 from __future__ import annotations
@@ -37,9 +40,25 @@ async def serve(
     """Serve until cancelled. `task_status.started()` gets the bound (host, port) list."""
     if not isinstance(config, Config):
         raise TypeError(f"serve() takes a skitai.Config, not {type(config).__name__}")
-    # Apps are imported and certificates read: not on the event loop.
-    server = Server(config, await anyio.to_thread.run_sync(prepare, config))
-    await server.run(task_status=task_status)
+    while True:
+        # Apps are imported and certificates read: not on the event loop.
+        server = Server(config, await anyio.to_thread.run_sync(prepare, config))
+        await server.run(task_status=task_status)
+        if not server.restart_requested:
+            return
+        log.info("restarting")
+        config = _same_ports(config, server.addresses)
+        task_status = anyio.TASK_STATUS_IGNORED  # the caller already has the addresses
+
+
+def _same_ports(config: Config, addresses: list[tuple[str, int]]) -> Config:
+    """The config with ports chosen by the system (0) replaced by those it chose."""
+    changes = {}
+    if config.port == 0 and addresses:
+        changes["port"] = addresses[0][1]
+    if config.tls_port == 0 and len(addresses) > 1:
+        changes["tls_port"] = addresses[-1][1]
+    return config.replace(**changes) if changes else config
 
 
 def run(**options: Any) -> None:
@@ -47,17 +66,22 @@ def run(**options: Any) -> None:
     config = Config.from_options(options)
     prepared = prepare(config)
     stop_logging = configure(config.log_dir, config.log_level)
-    forced = False
+    forced = restart = False
     try:
         log.info("skitai starting: %d threads, %s backend", config.threads, config.backend)
-        forced = anyio.run(_main, config, prepared, backend=config.backend,
-                           backend_options=_backend_options(config.backend))
+        forced, restart = anyio.run(_main, config, prepared, backend=config.backend,
+                                    backend_options=_backend_options(config.backend))
     except KeyboardInterrupt:
         forced = True
     stuck = _app_threads_still_running()
     if stuck:
         log.warning("exiting with %d app threads still running past the grace deadline", stuck)
     stop_logging()
+    if restart and not forced:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # The listeners are closed; the new program binds them again.
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
     if forced or stuck:
         # Python would wait for those threads at exit; the deadline has passed.
         sys.stdout.flush()
@@ -73,7 +97,8 @@ def _app_threads_still_running(wait: float = 0.5) -> int:
     return sum(thread.is_alive() for thread in workers)
 
 
-async def _main(config: Config, prepared: Prepared) -> bool:
+async def _main(config: Config, prepared: Prepared) -> tuple[bool, bool]:
+    """(forced, restart): how the server stopped."""
     server = Server(config, prepared)
     forced = False
     async with anyio.create_task_group() as tg:
@@ -99,7 +124,7 @@ async def _main(config: Config, prepared: Prepared) -> bool:
             with serving:
                 await server.run()
             tg.cancel_scope.cancel()
-    return forced
+    return forced, server.restart_requested
 
 
 def _backend_options(backend: str) -> dict[str, Any]:

@@ -7,15 +7,20 @@ Task tree of a running server:
         ├── services: loop callbacks, worker pool, reloader
         └── connections: accept loops + one task per connection
 
-When `serve()` is cancelled, the server stops accepting, closes idle
+When `serve()` is cancelled (or an app calls `was.shutdown()` or
+`was.restart()`, see `request_stop`), the server stops accepting, closes idle
 keep-alive connections at once, lets busy ones finish their current
 response (sent with `Connection: close`) and cancels whatever is left when
 the grace deadline passes. Then the services stop.
+
+Apps that define them get `skitai_startup(wasc)` before the first request
+and `skitai_shutdown(wasc)` after the last one (see skitai.context).
 """
 
 from __future__ import annotations
 
 import errno
+import importlib
 import logging
 import ssl
 from collections.abc import Callable, Sequence
@@ -26,6 +31,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSAttribute, TLSStream
 
+from skitai import context
 from skitai.config import Config
 from skitai.handler import RequestHandler
 from skitai.mounts import MountTable
@@ -68,7 +74,10 @@ class Server:
         self.mounts = prepared.mounts
         self.pool = WorkerPool(config.threads)
         self.callbacks = LoopCallbacks()
-        self.handler = RequestHandler(config, self.mounts, self.pool, self.callbacks)
+        self.context = context.ServerContext(config, self)
+        self.handler = RequestHandler(config, self.mounts, self.pool, self.callbacks, self.context)
+        self.restart_requested = False
+        self._stop_requested = anyio.Event()
         self.addresses: list[tuple[str, int]] = []
         self._server_header = config.server_name.encode("latin-1")
         self._connections: set[ConnectionControl] = set()
@@ -94,7 +103,7 @@ class Server:
             await tg.start(self._serve_shielded, listeners)
             task_status.started(list(self.addresses))
             try:
-                await anyio.sleep_forever()
+                await self._stop_requested.wait()
             finally:
                 with anyio.CancelScope(shield=True):
                     await self.shutdown()
@@ -103,6 +112,24 @@ class Server:
         """Stop gracefully within the grace deadline; returns when all is closed."""
         self._stopping.set()
         await self._finished.wait()
+
+    def request_stop(self, restart: bool = False) -> None:
+        """Make run() stop gracefully and return; safe from any thread (`was.shutdown()`)."""
+        self.callbacks.call_soon(self._on_stop_request, restart)
+
+    def _on_stop_request(self, restart: bool) -> None:
+        self.restart_requested = restart
+        self._stop_requested.set()
+
+    def statistics(self) -> dict[str, dict[str, object]]:
+        """Figures for `was.status()`."""
+        return {
+            "server": {"backend": self.config.backend,
+                       "listening": ", ".join(_format_address(a) for a in self.addresses)},
+            "workers": dict(self.pool.statistics()),
+            "connections": {"open": len(self._connections), "accepted": self._connection_count},
+            "mounts": {mount.point: _mount_target(mount) for mount in self.mounts.mounts},
+        }
 
     def force_stop(self) -> None:
         """Cancel in-flight requests now instead of at the grace deadline."""
@@ -147,6 +174,7 @@ class Server:
                     interval = sweep_interval(limits.keep_alive_timeout, limits.header_timeout,
                                               limits.body_timeout, limits.send_timeout)
                     services.start_soon(sweep, self._connections, interval)
+                    await self._notify_apps(context.APP_STARTUP)
                     await self._start_reloader(services)
                     async with anyio.create_task_group() as conns:
                         self._conns_scope = conns.cancel_scope
@@ -163,6 +191,7 @@ class Server:
                             control.drain()
                         if conns.cancel_scope.deadline > anyio.current_time() + self.config.grace:
                             conns.cancel_scope.deadline = anyio.current_time() + self.config.grace
+                    await self._notify_apps(context.APP_SHUTDOWN)
                     self.pool.close()
                     services.cancel_scope.cancel()
             finally:
@@ -172,9 +201,22 @@ class Server:
     async def _start_reloader(self, services: anyio.abc.TaskGroup) -> None:
         watched = [m for m in self.mounts.apps() if getattr(m.app, "use_reloader", False)]
         if watched:
+            # Imported off the loop: the module reads the filesystem (sysconfig) as it loads.
+            await anyio.to_thread.run_sync(importlib.import_module, "skitai.reloader")
             from skitai.reloader import Reloader
 
-            services.start_soon(Reloader(watched, self.config.reload_interval).run)
+            reloader = Reloader(watched, self.config.reload_interval)
+            reloader.on_reload = self._on_reload
+            services.start_soon(reloader.run)
+
+    async def _notify_apps(self, hook: str) -> None:
+        # Bounded: a hook that never returns must not hold the server up.
+        with anyio.move_on_after(self.config.grace or None):
+            await anyio.to_thread.run_sync(context.notify_apps, self.mounts.apps_objects(), hook,
+                                           self.context, abandon_on_cancel=True)
+
+    async def _on_reload(self, apps: list[object]) -> None:
+        await anyio.to_thread.run_sync(context.notify_apps, apps, context.APP_RELOADED, self.context)
 
     # ------------------------------------------------------------ connections
 
@@ -254,6 +296,13 @@ class Server:
             ).run()
             return
         await self._driver(stream, client, server, "https", control).run()
+
+
+def _mount_target(mount: object) -> str:
+    app = getattr(mount, "app", None)
+    if app is None:
+        return f"static {getattr(mount, 'root', '?')}"
+    return getattr(app, "__qualname__", None) or type(app).__qualname__
 
 
 def _format_address(address: tuple[str, int]) -> str:

@@ -35,6 +35,7 @@ import anyio
 from skitai import __version__
 from skitai.compress import GzipStream, accepts_gzip, gzip_bytes, with_vary
 from skitai.config import Compression
+from skitai.context import request_environ
 from skitai.errorpages import error_page
 from skitai.errors import ClientDisconnected, RemoteProtocolError
 from skitai.protocols.events import Exchange, Request
@@ -209,6 +210,9 @@ class WsgiCall:
     # ------------------------------------------------------- worker thread side
 
     def __call__(self) -> None:
+        # The environ is the current request's while the app and its body run,
+        # so `from skitai import was` finds it (skitai.context).
+        token = request_environ.set(self.environ)
         try:
             if self.abandoned:
                 return
@@ -218,6 +222,7 @@ class WsgiCall:
         except Exception:
             self._fail(sys.exc_info())
         finally:
+            request_environ.reset(token)
             self._post(("done",))
 
     def _run_app(self) -> None:
@@ -617,11 +622,14 @@ async def serve_wsgi(
     compression: Compression,
     server_software: str,
     extra_environ: dict[str, Any] | None = None,
+    environ: dict[str, Any] | None = None,
 ) -> None:
+    """Serve one request with a WSGI app; `environ`, when given, is used as built."""
     request = exchange.request
-    environ = build_environ(request, script_name, path_info, server_software=server_software)
-    if extra_environ:
-        environ.update(extra_environ)
+    if environ is None:
+        environ = build_environ(request, script_name, path_info, server_software=server_software)
+        if extra_environ:
+            environ.update(extra_environ)
     body: list[bytes] = []
     complete = False
     if not exchange.expects_continue and _may_have_body(request):

@@ -119,19 +119,29 @@ class CookieJar:
     def __repr__(self) -> str:
         return f"<CookieJar {sorted(self._values)}>"
 
+    def __getattr__(self, key: str) -> str | None:
+        """`was.cookie.username`, as the seed's templates write it: None when absent."""
+        if key.startswith("_"):
+            raise AttributeError(key)
+        return self._values.get(key)
+
     # Writing.
-    def set(self, key: str, val: str, expires: Expires = None, path: str | None = None,
+    def set(self, key: str, val: str | int | float, expires: Expires = None, path: str | None = None,
             domain: str | None = None, secure: bool | None = None, http_only: bool | None = None,
-            same_site: str | None = None) -> None:
+            same_site: str | None = None, samesite: str | None = None) -> None:
         """Set a cookie for the response.
 
         `expires` is None (until the browser closes), seconds from now,
         "now" (delete) or "never" (400 days, the most browsers keep).
         `secure` defaults to whether the request came over HTTPS,
-        `http_only` to False, `same_site` to "Lax".
+        `http_only` to False, `same_site` (or `samesite`) to "Lax". Numbers
+        are written as their str().
         """
+        if isinstance(val, int | float) and not isinstance(val, bool):
+            val = str(val)
         if not isinstance(val, str):
             raise TypeError(f"cookie values are str, not {type(val).__name__}")
+        same_site = same_site or samesite
         _check_name(key)
         path = _check_path(path or self.default_path)
         if domain is not None:

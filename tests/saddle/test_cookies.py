@@ -81,9 +81,18 @@ def test_bad_attributes_refused(options: dict[str, object]) -> None:
         CookieJar().set("a", "v", **options)  # type: ignore[arg-type]
 
 
-def test_non_str_value_refused() -> None:
-    with pytest.raises(TypeError):
-        CookieJar().set("a", 1)  # type: ignore[arg-type]
+def test_numbers_are_written_as_text_other_values_refused() -> None:
+    jar = CookieJar()
+    jar.set("n", 1)
+    assert jar.set_cookie_headers() == ["n=1; Path=/; SameSite=Lax"]
+    for value in (b"bytes", None, True, ["x"]):
+        with pytest.raises(TypeError):
+            jar.set("a", value)  # type: ignore[arg-type]
+
+
+def test_attribute_reading_as_templates_write_it() -> None:
+    jar = CookieJar("username=hans")
+    assert (jar.username, jar.absent) == ("hans", None)
 
 
 def test_remove_and_clear() -> None:

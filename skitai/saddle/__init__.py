@@ -1,0 +1,19 @@
+"""Saddle: a small Flask-like framework served by Skitai (the seed's "Skito-Saddle").
+
+    from skitai.saddle import Saddle
+
+    app = Saddle(__name__)
+
+    @app.route("/hello/<name>")
+    def hello(was, name="Hans Roh"):
+        return f"Hello, {name}"
+
+See docs/reference/saddle.md.
+"""
+
+from skitai.saddle.app import AppConfig, Saddle
+from skitai.saddle.errors import HTTPError
+from skitai.saddle.part import Saddlery
+from skitai.saddle.routing import BuildError
+
+__all__ = ["AppConfig", "BuildError", "HTTPError", "Saddle", "Saddlery"]

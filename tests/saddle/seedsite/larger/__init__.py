@@ -1,0 +1,1 @@
+"""Building for Larger App: Saddlery parts mounted on a Saddle app."""
