@@ -84,8 +84,9 @@ class Responder:
         if data:
             await self._exchange.send_body(data)
 
-    async def end(self) -> None:
-        await self._exchange.end_response()
+    async def end(self, trailers: list[tuple[str, str]] | None = None) -> None:
+        """Finish the response; `trailers` go after the body where the protocol allows."""
+        await self._exchange.end_response(_encode_headers(trailers) if trailers else ())
 
     def promise(self, path: str) -> None:
         """HTTP/2 server push of `path`; ignored where it cannot be pushed."""

@@ -13,7 +13,9 @@ See docs/reference/saddle.md.
 
 from skitai.saddle.app import AppConfig, Saddle
 from skitai.saddle.errors import HTTPError
+from skitai.saddle.grpc_wire import GrpcError
+from skitai.saddle.grpc_wire import Status as GrpcStatus
 from skitai.saddle.part import Saddlery
 from skitai.saddle.routing import BuildError
 
-__all__ = ["AppConfig", "BuildError", "HTTPError", "Saddle", "Saddlery"]
+__all__ = ["AppConfig", "BuildError", "GrpcError", "GrpcStatus", "HTTPError", "Saddle", "Saddlery"]

@@ -104,8 +104,8 @@ async def _read_body(environ: dict[str, Any], responder: Responder, limit: int) 
             raise BodyTooLarge(f"body of {length} bytes, more than {limit}")
         if int(length) == 0:
             return b""
-    elif not environ.get("HTTP_TRANSFER_ENCODING"):
-        return b""
+    # Else read to the end: the driver knows when there is no body (HTTP/1.1
+    # without framing headers; HTTP/2 HEADERS with END_STREAM) and answers b"".
     pieces = []
     size = 0
     while data := await responder.receive_body():

@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 
 from skitai.context import ServerContext, Was, request_environ
 from skitai.errorpages import error_page
-from skitai.saddle import aio, bodies, forms, hooks, part, plugins, rpc, templates
+from skitai.saddle import aio, bodies, forms, grpc_serving, hooks, part, plugins, rpc, templates
 from skitai.saddle.errors import BadRequest, BodyTooLarge, HTTPError, log_answer, status_line
 from skitai.saddle.part import Saddlery, media_type
 from skitai.saddle.routing import BadPath, BuildError, Match, NotAllowed, Route, Router, request_path
@@ -83,7 +83,9 @@ class Saddle(Saddlery):
         self._router_generation = -1
         # The server's loop-handler hook (skitai.loopapp); set only while
         # async routes exist, so other apps never pay for asking.
-        self.skitai_loop_handler: Callable[[dict[str, Any]], Any] | None = None
+        # Asked by the server on the event loop for every request: gRPC calls and
+        # `async def` routes are answered there, the rest on the WSGI path.
+        self.skitai_loop_handler: Callable[[dict[str, Any]], Any] = self._loop_handler
 
     def set_devel(self, debug: bool = True, use_reloader: bool = True) -> None:
         self.debug = debug
@@ -96,7 +98,6 @@ class Saddle(Saddlery):
         if self._router is None or self._router_generation != part.generation:
             generation = part.generation
             router = Router(self.walk())
-            self.skitai_loop_handler = self._loop_handler if router.has_async else None
             self._router, self._router_generation = router, generation
         return self._router
 
@@ -399,7 +400,9 @@ class Saddle(Saddlery):
                                   self.import_name)
 
     def _loop_handler(self, environ: dict[str, Any]) -> Any:
-        return aio.loop_handler(self, environ)
+        if "CONTENT_TYPE" in environ and (grpc := grpc_serving.loop_handler(self, environ)) is not None:
+            return grpc
+        return aio.loop_handler(self, environ) if self.router.has_async else None
 
     def __repr__(self) -> str:
         return f"<Saddle {self.import_name}>"

@@ -140,24 +140,3 @@ async def test_services_commit_on_success_only(plugged: None) -> None:
         assert (await client.get("/session")).headers["set-cookie"] == "session=1; Path=/"
         response = await client.get("/session?fail=1")
         assert response.status_code == 500 and "set-cookie" not in response.headers
-
-
-async def test_a_grpc_shaped_app_stays_possible(plugged: None) -> None:
-    # gRPC serving comes later: an app at /pkg.Service with routes /Method, its
-    # messages parsed by a registered body parser, must work as a plain route.
-    plugins.BODY_PARSERS["application/grpc"] = lambda stream, content_type, config: {"point": stream.read()}
-    app = Saddle(__name__)
-
-    @app.route("/GetFeature")
-    def GetFeature(was, point):
-        was.response.set_header("Content-Type", "application/grpc")
-        return b"feature for " + point
-
-    try:
-        async with client_for(("/routeguide.RouteGuide", app), http2=True) as client:
-            response = await client.post("/routeguide.RouteGuide/GetFeature", content=b"\x00point",
-                                         headers={"content-type": "application/grpc"})
-    finally:
-        del plugins.BODY_PARSERS["application/grpc"]
-    assert response.http_version == "HTTP/2"
-    assert response.content == b"feature for \x00point"
