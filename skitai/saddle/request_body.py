@@ -63,9 +63,6 @@ class ParserStream:
                 self._copy.write(data)
         return data
 
-    def readable(self) -> bool:
-        return True
-
     def copy(self) -> bytes:
         """The body read so far, for `get_body()`; 413 when it was too large to keep."""
         if self._copy is None:

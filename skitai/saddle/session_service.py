@@ -21,7 +21,6 @@ error that says what to do instead.
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import Any
 
@@ -34,8 +33,6 @@ from skitai.saddle.sealing import Sealer
 from skitai.saddle.sessions import Session
 from skitai.saddle.stores import CookieStore, Record, SessionStore, store_from_setting
 from skitai.saddle.was import RequestWas
-
-app_log = logging.getLogger("skitai.app")
 
 NO_SECUREKEY = ("was.{service} needs app.securekey: set it to a random secret of 16 bytes or more "
                 "(secrets.token_urlsafe(32)), the same in every process serving the app")

@@ -238,10 +238,11 @@ def upload_app(spool: Path) -> Saddle:
     return app
 
 
+@pytest.mark.parametrize("http2", [False, True], ids=["http1", "http2"])
 @pytest.mark.parametrize("path", ["/upload", "/async-upload"])
-async def test_uploads_reach_sync_and_async_handlers(path: str, tmp_path: Path) -> None:
+async def test_uploads_reach_sync_and_async_handlers(path: str, http2: bool, tmp_path: Path) -> None:
     big = os.urandom(300_000)
-    async with client_for(("/", upload_app(tmp_path))) as client:
+    async with client_for(("/", upload_app(tmp_path)), http2=http2) as client:
         response = await client.post(path, data={"title": "한글"},
                                      files={"doc": ("../../etc/report.bin", big, "application/x-report")})
         assert response.json() == {"title": "한글", "name": "report.bin", "size": 300_000,
