@@ -3,9 +3,11 @@
 Every protocol driver calls one `RequestHandler` per request. It assigns the
 transaction ids, walks the mount table (static directories, then apps, best
 match first), answers 404 when nothing claims the path, and writes one
-access line when the exchange is over, however it ended. An app that
-offers a loop handler for the request (skitai.loopapp) is awaited on the
-event loop; every other app goes down the WSGI path.
+access line when the exchange is over, however it ended. The line's user
+field is the `REMOTE_USER` an app put in the environ once it authenticated
+the request (docs/reference/wsgi.md). An app that offers a loop handler for
+the request (skitai.loopapp) is awaited on the event loop; every other app
+goes down the WSGI path.
 """
 
 from __future__ import annotations
@@ -70,32 +72,19 @@ class RequestHandler:
         config = self.config
         for mount, path_info in self.mounts.match(path):
             if isinstance(mount, AppMount):
-                app = mount.app
-                extra: dict[str, Any] = {"skitai.gtxnid": gtxnid, "skitai.ltxnid": ltxnid,
-                                         "skitai.server": self.context}
-                environ = None
-                loop_handler = getattr(app, LOOP_HANDLER, None)
-                if loop_handler is not None:
-                    environ = build_environ(request, mount.script_name, path_info,
-                                            server_software=self.server_software)
-                    environ.update(extra)
-                    handle = loop_handler(environ)
-                    if handle is not None:
-                        await serve_on_loop(exchange, handle, environ, app=app,
-                                            compression=config.compression)
-                        return
-                await serve_wsgi(
-                    exchange,
-                    app,
-                    mount.script_name,
-                    path_info,
-                    pool=self.pool,
-                    callbacks=self.callbacks,
-                    compression=config.compression,
-                    server_software=self.server_software,
-                    extra_environ=extra,
-                    environ=environ,
-                )
+                environ = build_environ(request, mount.script_name, path_info,
+                                        server_software=self.server_software)
+                environ["skitai.gtxnid"] = gtxnid
+                environ["skitai.ltxnid"] = ltxnid
+                environ["skitai.server"] = self.context
+                try:
+                    await self._serve_app(exchange, mount, environ)
+                finally:
+                    # An app that authenticated the request names the user the CGI
+                    # way; build_environ never sets REMOTE_USER, so only the app can.
+                    user = environ.get("REMOTE_USER")
+                    if isinstance(user, str) and user:
+                        exchange.stats.user = user
                 return
             if await static.serve(
                 exchange,
@@ -108,6 +97,17 @@ class RequestHandler:
             ):
                 return
         await self._error(exchange, 404)
+
+    async def _serve_app(self, exchange: Exchange, mount: AppMount, environ: dict[str, Any]) -> None:
+        app = mount.app
+        loop_handler = getattr(app, LOOP_HANDLER, None)
+        if loop_handler is not None:
+            handle = loop_handler(environ)
+            if handle is not None:
+                await serve_on_loop(exchange, handle, environ, app=app, compression=self.config.compression)
+                return
+        await serve_wsgi(exchange, app, environ, pool=self.pool, callbacks=self.callbacks,
+                         compression=self.config.compression)
 
     async def _error(
         self,

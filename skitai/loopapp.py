@@ -33,7 +33,7 @@ from skitai import context
 from skitai.compress import accepts_gzip, gzip_bytes, with_vary
 from skitai.config import Compression
 from skitai.errorpages import HTML, error_page
-from skitai.errors import ClientDisconnected
+from skitai.errors import ClientDisconnected, RemoteProtocolError
 from skitai.protocols.events import Exchange
 
 app_log = logging.getLogger("skitai.app")
@@ -122,8 +122,8 @@ async def serve_on_loop(
     token = context.request_environ.set(environ)
     try:
         await handle(responder)
-    except ClientDisconnected:
-        raise
+    except (ClientDisconnected, RemoteProtocolError):
+        raise  # as on the WSGI path: the connection's driver answers a broken request
     except Exception as exc:
         app_log.error("%s failed on %s %s", _app_name(app), environ.get("REQUEST_METHOD"),
                       environ.get("REQUEST_URI"), exc_info=exc)

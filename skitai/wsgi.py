@@ -61,6 +61,14 @@ _NOT_TRAILERS = frozenset({"content-length", "content-type", "content-encoding",
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+class IncompleteBody(OSError):
+    """`wsgi.input` cannot deliver the rest of the body: the client went away or broke its framing.
+
+    An app that lets it propagate gets the server's answer (a 400, or none
+    for a client that is gone) and one warning, not a logged failure.
+    """
+
+
 class _Abandoned(BaseException):
     """The response can no longer be delivered; stop producing it.
 
@@ -442,7 +450,7 @@ class WsgiCall:
             if self._body:
                 return self._body.popleft()
             if self._body_error is not None:
-                raise OSError(f"request body incomplete: {self._body_error}")
+                raise IncompleteBody(f"request body incomplete: {self._body_error}")
             if self._body_eof:
                 return b""
             if self.abandoned:
@@ -614,22 +622,14 @@ def decode_path(raw_path: bytes) -> str:
 async def serve_wsgi(
     exchange: Exchange,
     app: WsgiApp,
-    script_name: str,
-    path_info: str,
+    environ: dict[str, Any],
     *,
     pool: WorkerPool,
     callbacks: LoopCallbacks,
     compression: Compression,
-    server_software: str,
-    extra_environ: dict[str, Any] | None = None,
-    environ: dict[str, Any] | None = None,
 ) -> None:
-    """Serve one request with a WSGI app; `environ`, when given, is used as built."""
+    """Serve one request with a WSGI app, with the environ `build_environ` made for it."""
     request = exchange.request
-    if environ is None:
-        environ = build_environ(request, script_name, path_info, server_software=server_software)
-        if extra_environ:
-            environ.update(extra_environ)
     body: list[bytes] = []
     complete = False
     if not exchange.expects_continue and _may_have_body(request):

@@ -7,28 +7,33 @@ request is not an RPC call (those are read in a worker thread, where an
 async handler is run on the loop through `anyio.from_thread`).
 
 Then the same steps as the WSGI path run in the request's task: 415, 413,
-authentication, arguments, hooks (async ones awaited, sync ones in a worker
-thread), the response. The body, if any, is read whole (within the app's
-limit) before the handler runs, so `was.request.get_body()` works without
-blocking. What the handler returns is sent as on the WSGI path; sync
-iterators and files are read in a worker thread, async iterators are
-awaited on the loop.
+authentication (before any of the body is read), arguments, hooks (async
+ones awaited, sync ones in a worker thread), the response. A body of a
+type with a registered parser (multipart forms) is streamed to it, the
+parser running in a worker thread; any other body is read whole (within
+the app's limit) before the handler runs, so `was.request.get_body()`
+works without blocking. A server-side session store is only ever called
+from worker threads (skitai.saddle.session_service): the default session
+is loaded before the hooks, and the commits run in a worker thread. What
+the handler returns is sent as on the WSGI path; sync iterators and files
+are read in a worker thread, async iterators are awaited on the loop.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
 
+from skitai.errors import ClientDisconnected, RemoteProtocolError
 from skitai.loopapp import Responder
-from skitai.saddle import forms, hooks, plugins, rpc
+from skitai.saddle import forms, hooks, plugins, rpc, session_service
 from skitai.saddle.errors import BadRequest, BodyTooLarge, HTTPError
 from skitai.saddle.handlers import call_async
 from skitai.saddle.part import media_type
+from skitai.saddle.request_body import LoopBody
 from skitai.saddle.routing import BadPath, BuildError, Match, request_path
 from skitai.saddle.was import RequestWas
 
@@ -67,8 +72,11 @@ async def _respond(app: Any, environ: dict[str, Any], found: Match, media: str,
     try:
         if route.content_types is not None and media not in route.content_types:
             raise HTTPError(415, f"this resource takes {', '.join(sorted(route.content_types))}")
-        body = await _read_body(environ, responder, app.config.body_limit(media))
-        was = RequestWas(app, environ, route, body)
+        limit = app.config.body_limit(media)
+        length = environ.get("CONTENT_LENGTH")
+        if length and length.isdigit() and int(length) > limit:
+            raise BodyTooLarge(f"body of {length} bytes, more than {limit}")
+        was = RequestWas(app, environ, route, media=media)
         environ["skitai.was"] = was
         if route.authenticate or app.authenticate:
             refusal = await call_async(app.check_access, False, was, route)
@@ -76,15 +84,26 @@ async def _respond(app: Any, environ: dict[str, Any], found: Match, media: str,
                 raise refusal
         query = environ.get("QUERY_STRING")
         args = forms.parse_query(query) if query else {}
-        if media:
-            args.update(await _body_args(app, was, media, environ["CONTENT_TYPE"], body))
+        if _streamed(media):
+            reader = LoopBody(responder.receive_body)
+            args.update(await anyio.to_thread.run_sync(app.parse_body, was, media, reader.read))
+        else:
+            body = await _read_body(environ, responder, limit)
+            was.set_body(body)
+            if media:
+                args.update(_body_args(was, media, body))
         args.update(found.args)
         was.args = args
+        await session_service.preload(was)
         content = await hooks.run_async(route, was)
+        if was.has_commits:  # a session store may block: not on the loop
+            await anyio.to_thread.run_sync(was.commit)
         if hasattr(content, "__anext__"):
             await _send_async_iterator(app, was, content, responder)
             return
         status, headers, result = app.finish(was, content)
+    except (ClientDisconnected, RemoteProtocolError):
+        raise  # no one to answer, or the server answers it
     except HTTPError as exc:
         status, headers, result = app.error_result(environ, exc, was)
     except (BadPath, BuildError) as exc:
@@ -116,14 +135,15 @@ async def _read_body(environ: dict[str, Any], responder: Responder, limit: int) 
     return b"".join(pieces)
 
 
-async def _body_args(app: Any, was: RequestWas, media: str, content_type: str, body: bytes) -> dict[str, Any]:
+def _streamed(media: str) -> bool:
+    """Whether the body goes to a registered parser as it arrives, rather than read whole first."""
+    return media in plugins.BODY_PARSERS and media != forms.URLENCODED and media not in forms.JSON_TYPES
+
+
+def _body_args(was: RequestWas, media: str, body: bytes) -> dict[str, Any]:
     if media == forms.URLENCODED or media in forms.JSON_TYPES:
         return forms.body_args(was.request, media, body)
-    was.request.set_body(body)
-    parser = plugins.BODY_PARSERS.get(media)
-    if parser is None:
-        return {}
-    return await anyio.to_thread.run_sync(parser, io.BytesIO(body), content_type, app.config)
+    return {}
 
 
 async def _send_stream(status: str, headers: list[tuple[str, str]], stream: Any,

@@ -8,10 +8,14 @@ One request, on the WSGI path (a worker thread):
    in its `content_types`.
 2. The route is looked up (404, a 301 to the path with a trailing slash
    when only that exists, 405 with Allow), then its media types (415),
-   authentication, and the body size (413, from Content-Length before
-   reading anything).
-3. The arguments are gathered (URL segments, query, form or JSON body),
-   and the handler is called inside the hooks of its app and parts.
+   and the body size (413, from Content-Length before reading anything),
+   then authentication, before any of the body is read. An admitted
+   user's name goes to `environ["REMOTE_USER"]`, which the server writes
+   in the access log.
+3. The arguments are gathered (URL segments, query, form or JSON body;
+   multipart and other registered media types streamed to their parser,
+   skitai.saddle.request_body), and the handler is called inside the
+   hooks of its app and parts.
 4. What it returned becomes the body (skitai.saddle.bodies); the status
    and headers come from `was.response`. Cookies and other commits are
    written only when no exception reached the hooks.
@@ -22,7 +26,6 @@ One request, on the WSGI path (a worker thread):
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import traceback
@@ -32,11 +35,24 @@ from urllib.parse import urlencode
 
 from skitai.context import ServerContext, Was, request_environ
 from skitai.errorpages import error_page
-from skitai.saddle import aio, bodies, forms, grpc_serving, hooks, part, plugins, rpc, templates
+from skitai.saddle import (
+    aio,
+    bodies,
+    forms,
+    grpc_serving,
+    hooks,
+    part,
+    plugins,
+    rpc,
+    session_service,
+    templates,
+)
 from skitai.saddle.errors import BadRequest, BodyTooLarge, HTTPError, log_answer, status_line
 from skitai.saddle.part import Saddlery, media_type
+from skitai.saddle.request_body import ParserStream, Read
 from skitai.saddle.routing import BadPath, BuildError, Match, NotAllowed, Route, Router, request_path
 from skitai.saddle.was import RequestWas
+from skitai.wsgi import IncompleteBody
 
 app_log = logging.getLogger("skitai.app")
 
@@ -53,6 +69,7 @@ class AppConfig:
         self.max_cache_size = 5 * MIB  # a multipart body up to this is also kept for get_body()
         self.max_multipart_body_size = 20 * MIB  # a whole multipart body; more is a 413
         self.max_upload_file_size = 20_000_000  # one uploaded file
+        self.upload_tmpdir: str | None = None  # where uploads are spooled; None: the system's temp dir
 
     def body_limit(self, media: str) -> int:
         return int(self.max_multipart_body_size if media.startswith("multipart/")
@@ -73,8 +90,11 @@ class Saddle(Saddlery):
         self.realm: str | None = None
         self.users: Any = {}
         self.opaque: str | None = None
-        self.securekey: str | None = None
+        self.digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")  # offered in this order
+        self.securekey: Any = None  # a secret of 16+ bytes, or a list of them: the first seals
         self.session_timeout: int | None = 1200
+        self.session_store: Any = None  # None or "cookie", "redis://host:port/db", or a store object
+        self.session_stores = session_service.SessionStores()
         self.authenticator: plugins.Authenticator | None = None  # default: AUTHENTICATORS
         self.error_template: str | None = None  # a template rendering error pages
         self._jinja_env: Any = None
@@ -135,7 +155,14 @@ class Saddle(Saddlery):
     # the WSGI side ----------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        status, headers, body = self._respond(environ)
+        try:
+            status, headers, body = self._respond(environ)
+        except BaseException:
+            # The server gave up on the request (the client went away): clean up all the same.
+            was = environ.pop("skitai.was", None)
+            if was is not None:
+                was.close()
+            raise
         start_response(status, headers)
         if type(body) is list:
             # Nothing runs after this for a complete body: let the `was` go with its request.
@@ -180,6 +207,8 @@ class Saddle(Saddlery):
             return self.error_result(environ, BadRequest(str(exc)), was)
         except BuildError as exc:  # a URL built from what the client sent
             return self.error_result(environ, BadRequest(str(exc)), was)
+        except IncompleteBody:
+            raise  # the client's doing: the server answers it, if the client is still there
         except Exception as exc:
             return self.failure_result(environ, exc, was)
 
@@ -221,7 +250,12 @@ class Saddle(Saddlery):
         if refusal is not None:
             app_log.info("[%s] %s %s: refused by %s", was.txnid(), refusal.status,
                          was.env.get("REQUEST_URI"), type(authenticator).__name__)
-        return refusal
+            return refusal
+        user = was.request.user
+        if user is not None:
+            # The CGI convention: the server reads it back for the access log's user field.
+            was.env["REMOTE_USER"] = str(getattr(user, "name", user))
+        return None
 
     def _gather_args(
         self,
@@ -242,23 +276,37 @@ class Saddle(Saddlery):
                 body = self.read_whole(environ, media)
                 args.update(forms.body_args(was.request, media, body))
             elif media in plugins.BODY_PARSERS:
-                stream = environ["wsgi.input"]
-                length = environ.get("CONTENT_LENGTH")
-                if length and length.isdigit() and int(length) <= self.config.max_cache_size:
-                    body = self.read_whole(environ, media)  # small: kept for get_body() too
-                    was.request.set_body(body)
-                    stream = io.BytesIO(body)
-                parser = plugins.BODY_PARSERS[media]
-                args.update(parser(stream, environ["CONTENT_TYPE"], self.config))
+                args.update(self.parse_body(was, media, environ["wsgi.input"].read))
         if path_args:
             args.update(path_args)  # the URL's segments are not overridden by query or form
         return args
 
+    def parse_body(self, was: RequestWas, media: str, read: Read) -> dict[str, Any]:
+        """The arguments a registered parser makes of the body, streamed to it from `read`.
+
+        Blocking: a worker thread's. What the parser reads stays available
+        to `get_body()` up to `max_cache_size`. A result with a `cleanup()`
+        (uploaded files) has it called when the request ends, however it
+        ends; it is registered here, in the parser's thread, so that even
+        a request cancelled while parsing cannot lose it.
+        """
+        length = was.env.get("CONTENT_LENGTH")
+        stream = ParserStream(read, limit=self.config.body_limit(media),
+                              keep_up_to=self.config.max_cache_size,
+                              declared=int(length) if length and length.isdigit() else None)
+        was.on_close(stream.close)
+        was.request.read_body_from(stream.copy)
+        parsed: dict[str, Any] = plugins.BODY_PARSERS[media](stream, was.env["CONTENT_TYPE"], self.config)
+        cleanup = getattr(parsed, "cleanup", None)
+        if cleanup is not None:
+            was.on_close(cleanup)
+        return parsed
+
     def read_whole(self, environ: dict[str, Any], media: str) -> bytes:
         """The whole request body, 413 past the app's limit for its media type.
 
-        A multipart body is kept whole only up to `max_cache_size`: beyond
-        that it is for its parser to stream, and `get_body()` refuses it.
+        A multipart body is held whole only up to `max_cache_size`, if a
+        handler asks for it; bodies with a parser go to it instead.
         """
         length = environ.get("CONTENT_LENGTH")
         declared = int(length) if length and length.isdigit() else None
@@ -386,6 +434,7 @@ class Saddle(Saddlery):
 
     def skitai_shutdown(self, wasc: ServerContext) -> None:
         self._run_app_hooks("shutdown", wasc)
+        self.session_stores.close()  # a Redis store made from app.session_store
 
     def _run_app_hooks(self, kind: str, wasc: ServerContext) -> None:
         self.router  # noqa: B018 - built now, so async routes are known before the first request

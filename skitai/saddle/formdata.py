@@ -13,7 +13,8 @@ went away) every temp file made so far is removed before the error
 propagates. Errors carry their status: `MultipartError` (400, malformed),
 `MultipartTooLarge` (413, the body, a file or a field over its limit),
 `TooManyParts` (413, too many parts, or part headers too large); each is
-logged once on `skitai.app.uploads`.
+logged once on `skitai.app.uploads`, unless the caller logs the answer
+itself (`log_refusal=False`, as Saddle does, with the request's ids).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any, Protocol
 
 import multipart
 
@@ -229,6 +230,10 @@ def boundary_of(content_type: str) -> str:
 DEFAULT_LIMITS = Limits()
 
 
+class Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+
 def read_form(environ: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS, *, tmpdir: str | None = None,
               chunk_size: int = 65536) -> Form:
     """Parse the multipart/form-data body of a WSGI request."""
@@ -239,8 +244,9 @@ def read_form(environ: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS, *, tm
                  content_length=None if length is None else int(length), tmpdir=tmpdir, chunk_size=chunk_size)
 
 
-def parse(stream: IO[bytes], content_type: str, limits: Limits = DEFAULT_LIMITS, *,
-          content_length: int | None = None, tmpdir: str | None = None, chunk_size: int = 65536) -> Form:
+def parse(stream: Readable, content_type: str, limits: Limits = DEFAULT_LIMITS, *,
+          content_length: int | None = None, tmpdir: str | None = None, chunk_size: int = 65536,
+          log_refusal: bool = True) -> Form:
     """Parse a multipart body read from `stream`; see `read_form()`."""
     try:
         if content_length is not None and content_length > limits.max_body_size:
@@ -264,5 +270,6 @@ def parse(stream: IO[bytes], content_type: str, limits: Limits = DEFAULT_LIMITS,
             builder.abort()  # no temp file outlives a failed parse, whatever failed
             raise
     except (MultipartError, MultipartTooLarge, TooManyParts) as exc:
-        log.info("multipart body refused (%d): %s", exc.status, exc.message)
+        if log_refusal:
+            log.info("multipart body refused (%d): %s", exc.status, exc.message)
         raise

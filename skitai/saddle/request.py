@@ -171,5 +171,10 @@ class Request:
         self._body = body
         self._json = parsed_json
 
+    def read_body_from(self, read_body: Callable[[], bytes]) -> None:
+        """Where `get_body()` reads once the body went to a parser: the copy kept of it."""
+        self._body = None
+        self._read_body = read_body
+
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri}>"

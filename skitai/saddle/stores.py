@@ -17,12 +17,15 @@ No store method is ever called on the event loop.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from skitai.errors import SkitaiError
 from skitai.saddle.sealing import Sealer
+
+log = logging.getLogger("skitai.app.sessions")
 
 # Bound on a record kept server-side, against a session growing without end.
 MAX_STORED_SIZE = 1024 * 1024
@@ -118,6 +121,8 @@ class RedisStore:
         except self._errors as exc:
             raise SessionStoreError(f"session store: {exc}") from exc
         if stored is None:
+            # A genuine id whose session ended (cleared, regenerated, expired): a replayed cookie.
+            log.info("cookie %r ignored: its session is no longer in the store", name)
             return None
         # Sealed against its own key, so records cannot be swapped inside Redis.
         payload = sealer.unseal(f"{name}@{key}", stored.decode("ascii", "replace"), now=now,

@@ -6,10 +6,12 @@ objects) it has the request, the response, cookies, `g`, the root app,
 rendering and URL building. The request, response, cookies and `g` are
 made on first use, so a handler that needs none of them pays for none.
 
-Objects that must write headers once the handler has succeeded (cookies
-now; sessions and flash messages when they come) register with
-`on_commit(func)`; `func(response)` runs after the last hook, only when no
-exception got to the hooks, and may add headers to `was.response`.
+Objects that must write headers once the handler has succeeded (sessions,
+message boxes) register with `on_commit(func)`; `func(response)` runs
+after the last hook, only when no exception got to the hooks, and may add
+headers to `was.response` or cookies to `was.cookie`. The cookie jar's
+Set-Cookie lines are written after every commit function, since those
+write into it.
 `on_close(func)` registers `func()` for when the response is over, however
 it ended (after the body was sent, or the client went away).
 """
@@ -52,6 +54,7 @@ class RequestWas(Was):
         self._cookie: CookieJar | None = None
         self._g: SimpleNamespace | None = None
         self._commits: list[Callable[[Response], None]] | None = None
+        self._committed = False
         self._closers: list[Callable[[], None]] | None = None
         self._noted: BaseException | None = None
 
@@ -62,6 +65,13 @@ class RequestWas(Was):
             self._request = Request(self.env, self._body, reader)
             self._request.args = AttrDict(self._args)
         return self._request
+
+    def set_body(self, body: bytes) -> None:
+        """The body, read whole after the request was admitted (async routes)."""
+        if self._request is None:
+            self._body = body
+        else:
+            self._request.set_body(body)
 
     @property
     def args(self) -> dict[str, Any]:
@@ -83,13 +93,7 @@ class RequestWas(Was):
     @property
     def cookie(self) -> CookieJar:
         if self._cookie is None:
-            cookies = self._cookie = CookieJar.from_environ(self.env)
-
-            def commit(response: Response) -> None:
-                for value in cookies.set_cookie_headers():
-                    response.append_header("Set-Cookie", value)
-
-            self.on_commit(commit)
+            self._cookie = CookieJar.from_environ(self.env)  # its lines are written by commit()
         return self._cookie
 
     @property
@@ -119,12 +123,29 @@ class RequestWas(Was):
             except Exception:
                 app_log.exception("[%s] closing %r failed", self.txnid(), func)
 
+    @property
+    def has_commits(self) -> bool:
+        """Whether commit functions wait (they may block: a session store)."""
+        return bool(self._commits) and not self._committed and not self.failed
+
     def commit(self) -> None:
-        """Run the commit functions; the app calls it once the handler has succeeded."""
-        if self._commits and not self.failed:
+        """Run the commit functions, then write the cookies; once, and only if nothing failed.
+
+        The app calls it once the handler has succeeded.
+        """
+        if self._committed or self.failed:
+            return
+        self._committed = True
+        if self._commits:
             response = self.response
             for func in self._commits:
                 func(response)
+        if self._cookie is not None:
+            lines = self._cookie.set_cookie_headers()
+            if lines:
+                response = self.response
+                for line in lines:
+                    response.append_header("Set-Cookie", line)
 
     def note_failure(self, exc_info: Any) -> None:
         """An exception reached the hooks: log it once, and commit nothing."""

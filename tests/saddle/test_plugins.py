@@ -64,17 +64,14 @@ class Session(dict[str, str]):
 
 
 @pytest.fixture
-def plugged() -> Iterator[None]:
-    plugins.BODY_PARSERS["multipart/form-data"] = parse_lines
-    plugins.AUTHENTICATORS["token"] = TokenAuthenticator
-    context.register_service("session", lambda was: was.g.__dict__.setdefault("session", Session(was)))
+def plugged(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # Stand-ins in place of the real modules, which are put back afterwards.
+    monkeypatch.setitem(plugins.BODY_PARSERS, "multipart/form-data", parse_lines)
+    monkeypatch.setitem(plugins.AUTHENTICATORS, "token", TokenAuthenticator)
+    monkeypatch.setitem(context._services, "session",
+                        lambda was: was.g.__dict__.setdefault("session", Session(was)))
     UPLOADS.clear()
-    try:
-        yield
-    finally:
-        del plugins.BODY_PARSERS["multipart/form-data"]
-        del plugins.AUTHENTICATORS["token"]
-        context.unregister_service("session")
+    yield
 
 
 def make_app() -> Saddle:

@@ -2,13 +2,16 @@
 
 Chapters: "Request Handling with Skito-Saddle" to "Logging and Traceback",
 "Implementing XMLRPC Service", the utility services of `was`, the HTTP/2
-`hint_promise` example. Sessions, the message box and authentication
-proper are other modules'; here authentication is shown to refuse.
+`hint_promise` example. The seed's only cookie example, `{{ was.cookie.username }}`,
+is in its templates chapter; sessions and message boxes travel in the
+client's cookie jar.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import ssl
 import subprocess
 import sys
 import xmlrpc.client
@@ -18,9 +21,10 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+import trustme
 
 from tests.saddle.conftest import client_for
-from tests.saddle.seedsite import decorators, overlay
+from tests.saddle.seedsite import decorators, mbox, overlay, upload
 from tests.saddle.seedsite.larger import admin
 from tests.support.processes import free_port, stop, wait_until_serving
 from tests.support.servers import serving
@@ -142,15 +146,160 @@ async def test_app_decorators_share_objects_server_wide() -> None:
     assert searcher.closed  # shutdown ran
 
 
-async def test_authentication_refuses_until_an_authenticator_is_installed(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    with caplog.at_level(logging.WARNING, "skitai.app"):
-        async with client_for([("/partner", f"{SITE}.auth:app"), ("/", f"{SITE}.auth:route_app")]) as client:
-            assert (await client.get("/partner/hello/x")).status_code == 403
-            assert (await client.get("/hello/x")).status_code == 403
-            assert (await client.get("/open")).text == "open"
-    assert sum("no 'digest' authenticator" in r.getMessage() for r in caplog.records) == 2
+async def test_access_session() -> None:
+    async with client_for(("/", f"{SITE}.sessions:app")) as client:
+        response = await client.get("/session?hansroh=hans")
+        assert response.status_code == 200 and response.text == ""
+        cookie = response.headers["set-cookie"]
+        assert cookie.startswith("SESSION_=S1.") and "; Path=/;" in cookie and "Max-Age=1200" in cookie
+        assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+        response = await client.get("/show")
+        assert response.json() == {"items": {"user_id": "hans"}, "verified": True, "getv": "hans"}
+        assert "set-cookie" not in response.headers  # nothing changed: nothing sent
+        assert (await client.get("/methods")).json() == {
+            "get": 1, "default": "none", "source_verified": True, "getv": 1,
+            "keys": ["a", "b", "user_id"], "values": ["1", "[1, 2]", "hans"],
+            "items": [["a", "1"], ["b", "[1, 2]"], ["user_id", "hans"]], "has_key": True,
+            "iterkeys": ["a", "b", "user_id"], "itervalues": 3, "iteritems": 3,
+            "after_remove": ["b", "user_id"], "after_clear": 0,
+        }
+        assert "SESSION_" not in client.cookies  # clear() ends the session
+        assert (await client.get("/show")).json()["items"] == {}
+
+
+async def test_named_session_and_messaging_box() -> None:
+    async with client_for(("/", f"{SITE}.sessions:app")) as client:
+        expired = "Your session maybe expired or signed out, please sign in again"
+        assert (await client.get("/check")).text == expired
+        await client.get("/session?hansroh=hans")
+        admin_expired = "Your admin session maybe expired or signed out, please sign in again"
+        assert (await client.get("/check")).text == admin_expired
+        response = await client.get("/")
+        lines = response.headers.get_list("set-cookie")
+        assert sorted(line.split("=")[0] for line in lines) == ["NOTIS__ADM", "SESSION__ADM"]
+        assert all("; Path=/admin;" in line for line in lines)
+        assert (await client.get("/admin/")).json() == {
+            "admin_login": True, "messages": [["warning", "10 data has been deleted"]]}
+        assert (await client.get("/admin/")).json() == {"admin_login": True, "messages": []}
+        # valid at /admin only: the browser sends those cookies nowhere else
+        assert (await client.get("/elsewhere")).json() == {"admin_login": None}
+        assert (await client.get("/check-mounted")).text == admin_expired
+        # mounted at '/', the 'ADM' session is seen by every app of the host
+        await client.get("/shared")
+        assert (await client.get("/elsewhere")).json() == {"admin_login": True}
+        assert (await client.get("/check-mounted")).text == "signed in"
+        assert (await client.get("/same-as-default")).json() == {"user_id": "hans"}
+
+
+async def test_messaging_box() -> None:
+    mbox.NEW_ITEMS.clear()
+    async with client_for(("/", f"{SITE}.mbox:app")) as client:
+        response = await client.get("/msg")
+        assert response.status_code == 302 and response.reason_phrase == "Object Moved"
+        assert response.headers["location"] == "/showmsg?name=Hans+Roh"
+        assert (await client.get("/fail")).status_code == 500  # read, but the page failed: kept
+        page = (await client.get(response.headers["location"])).text
+        assert "Messages To Hans Roh," in page
+        assert "<li> : This is Flash Message</li>" in page  # the seed's template shows an undefined mtype
+        assert "<li> : This is Alert Message Kept by 60 seconds on every request</li>" in page
+        page = (await client.get("/showmsg?name=Hans")).text
+        assert "Flash" not in page and "Kept by 60 seconds" in page  # valid=0 shown once, valid=60 stays
+
+    async with client_for(("/", f"{SITE}.mbox:app")) as client:
+        mbox.NEW_ITEMS.append("an item")
+        page = (await client.get("/main")).text
+        # get ("notice", "news") lists messages whose extra has notice="news": not this one
+        assert page.split() == ["News", "for", ",", "<ul>", "</ul>"]
+        assert (await client.get("/notices")).text == "New Item Arrived\n"  # it waited in the cookie
+        assert (await client.get("/notices")).text == ""
+
+    async with client_for(("/", f"{SITE}.mbox:app")) as client:
+        assert (await client.get("/api")).json() == {
+            "search_category": [3], "search_extra": [2], "source_verified": True,
+            "by_extra": [], "by_category": ["third"],
+            "getv": [["info", 30, "second", {"key": "b"}]], "left": ["second"],
+        }
+
+
+async def test_file_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    saved, spool = tmp_path / "saved", tmp_path / "spool"
+    saved.mkdir()
+    spool.mkdir()
+    monkeypatch.setattr(upload, "SAVE_INTO", str(saved))
+    monkeypatch.setattr(upload.app.config, "upload_tmpdir", str(spool))
+    form = {"submit-hidden": "Genious", "submit-name": "Hans Roh"}
+    async with client_for(("/", f"{SITE}.upload:app")) as client:
+        assert (await client.get("/upload")).text == upload.FORM
+        for content in (b"first version", b"second version"):
+            response = await client.post("/upload", data=form,
+                                         files={"file": ("report.txt", content, "text/plain")})
+            assert response.status_code == 200 and response.text == ""
+            assert (saved / "report.txt").read_bytes() == content  # dup = "o": overwritten
+        # a file input left empty: no file, nothing saved
+        empty = {"file": ("", b"", "application/octet-stream")}
+        response = await client.post("/upload", data=form, files=empty)
+        assert response.status_code == 200 and sorted(p.name for p in saved.iterdir()) == ["report.txt"]
+        for unique in ("report-1.txt", "report-2.txt"):
+            response = await client.post("/attributes", data=form,
+                                         files={"file": ("C:\\docs\\report.txt", b"12345", "text/plain")})
+            assert response.json() == {"path_exists": True, "name": "report.txt", "size": 5,
+                                       "mimetype": "text/plain", "fields": ["submit-hidden", "submit-name"],
+                                       "unique": str(saved / unique)}
+        response = await client.post("/rename", files={"file": ("x.bin", b"data")})
+        assert response.text == str(saved / "renamed" / "report.txt")
+        assert (await client.post("/discard", files={"file": ("x.bin", b"abc")})).text == "3"
+    assert os.listdir(spool) == []  # every temp file saved or removed
+
+
+async def test_www_authenticate_digest(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "skitai.access")
+    auth = httpx.DigestAuth("app", "iamyourpartnerapp")
+    async with client_for([("/partner", f"{SITE}.auth:app"), ("/", f"{SITE}.auth:route_app")]) as client:
+        response = await client.get("/partner/hello/Hans_Roh")
+        assert response.status_code == 401
+        challenges = response.headers.get_list("www-authenticate")
+        assert [c.split(",")[0] for c in challenges] == ['Digest realm="Partner App Area of mysite.com"'] * 2
+        assert (await client.get("/partner/hello/Hans_Roh", auth=auth)).text == "Hello, Hans Roh"
+        assert (await client.get("/partner/user", auth=auth)).json() == {
+            "name": "app", "realm": "Partner App Area of mysite.com", "info": {"role": "root"}}
+        wrong = await client.get("/partner/user", auth=httpx.DigestAuth("app", "guess"))
+        assert wrong.status_code == 401
+        # authenticate = True on one route only
+        assert (await client.get("/hello/x")).status_code == 401
+        assert (await client.get("/hello/x", auth=auth)).text == "Hello, x"
+        assert (await client.get("/open")).text == "open"
+    lines = [r.getMessage() for r in caplog.records if r.name == "skitai.access"]
+    users = [line.split(" ")[10] for line in lines if " 200 " in line]
+    assert users == ['"app"'] * 3 + ["-"]  # the access log's user field
+
+
+async def test_www_authenticate_user_entry_forms() -> None:
+    async with client_for(("/", f"{SITE}.auth:forms_app")) as client:
+        for name, password, info in (("partner", "iamyourpartnerapp", {"role": "partner"}),
+                                     ("plain", "secret-two", None), ("simple", "secret-three", None)):
+            response = await client.get("/user", auth=httpx.DigestAuth(name, password))
+            assert response.json() == {"name": name, "realm": "Partner App Area of mysite.com", "info": info}
+            assert response.request.headers["authorization"].count("algorithm=MD5") == 1
+
+
+async def test_www_authenticate_basic_over_tls(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(keyfile))
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with serving(mount=("/", f"{SITE}.auth:basic_app"), certfile=str(certfile),
+                       keyfile=str(keyfile)) as served:
+        async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{served.port}", verify=context) as client:
+            refused = await client.get("/user")
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"] == \
+                'Basic realm="Partner App Area of mysite.com", charset="UTF-8"'
+            response = await client.get("/user", auth=("app", "iamyourpartnerapp"))
+            assert response.json() == {"name": "app", "info": {"role": "root"}}
+            assert (await client.get("/user", auth=("app", "nope"))).status_code == 401
 
 
 async def test_larger_app_with_saddlery(tmp_path: Path) -> None:
@@ -225,9 +374,9 @@ async def test_logging_and_traceback(caplog: pytest.LogCaptureFixture) -> None:
 
 def test_seed_chapter_apps_import_cleanly() -> None:
     # Each module stands on its own, as the seed's files would.
-    from tests.saddle.seedsite import auth, basics, jinja, logs, register, rpcservice
+    from tests.saddle.seedsite import auth, basics, jinja, logs, register, rpcservice, sessions
 
-    for module in (auth, basics, jinja, logs, register, rpcservice):
+    for module in (auth, basics, jinja, logs, mbox, register, rpcservice, sessions, upload):
         assert module.app.router.by_name
     assert httpx  # the client the other tests use
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from typing import Any
+from wsgiref.validate import validator
 
 import httpx
 import pytest
@@ -72,3 +74,22 @@ async def test_access_log_can_be_switched_off(caplog: pytest.LogCaptureFixture) 
         async with httpx.AsyncClient(base_url=srv.url) as client:
             await client.get("/")
     assert [r for r in caplog.records if r.name == "skitai.access"] == []
+
+
+def signs_in(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Authenticates the request its own way and reports the user as CGI does."""
+    if environ.get("HTTP_X_TOKEN") == "hans-token":
+        environ["REMOTE_USER"] = "hans"
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ.get("REMOTE_USER", "nobody").encode()]
+
+
+async def test_the_user_field_is_the_remote_user_the_app_reports(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="skitai.access")
+    async with serving(mount=("/", validator(signs_in))) as srv:
+        async with httpx.AsyncClient(base_url=srv.url) as client:
+            assert (await client.get("/", headers={"X-Token": "hans-token"})).text == "hans"
+            # a client cannot name itself: REMOTE_USER never comes from request headers
+            assert (await client.get("/", headers={"Remote-User": "mallory"})).text == "nobody"
+    signed_in, anonymous = access_lines(caplog)
+    assert (signed_in["user"], anonymous["user"]) == ('"hans"', "-")
