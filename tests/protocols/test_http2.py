@@ -149,6 +149,17 @@ def h2_context(ca: trustme.CA) -> ssl.SSLContext:
     return context
 
 
+async def read_until_closed(stream: anyio.abc.ByteStream) -> bytes:
+    """Everything the server sends until it closes (bounded by WAIT)."""
+    received = b""
+    with anyio.fail_after(WAIT):
+        while True:
+            try:
+                received += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                return received
+
+
 # ------------------------------------------------------------------ basics
 
 
@@ -545,13 +556,7 @@ async def test_settings_go_out_even_when_a_goaway_comes_first() -> None:
     async with serving(mount=("/", apps.hello)) as srv:
         stream = await anyio.connect_tcp(srv.host, srv.port)
         await stream.send(PREFACE + frame(SETTINGS, 0, 0) + frame(GOAWAY, 0, 0, b"\0" * 8))
-        received = b""
-        with anyio.fail_after(WAIT):
-            while True:
-                try:
-                    received += await stream.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    break
+        received = await read_until_closed(stream)
         await stream.aclose()
     assert received[3] == SETTINGS  # the server's preface, not dropped with the GOAWAY
 
@@ -815,13 +820,7 @@ async def test_bad_preface_over_tls_gets_goaway(
         stream = await anyio.connect_tcp(srv.host, srv.port, ssl_context=h2_context(ca), tls=True,
                                          tls_standard_compatible=False)
         await stream.send(PREFACE.replace(b"SM", b"XX") + frame(SETTINGS, 0, 0))
-        received = b""
-        with anyio.fail_after(WAIT):
-            while True:
-                try:
-                    received += await stream.receive()
-                except (anyio.EndOfStream, anyio.BrokenResourceError):
-                    break
+        received = await read_until_closed(stream)
         await stream.aclose()
         peer = await (await H2Peer.connect(srv.host, srv.port, ssl_context=h2_context(ca))).start()
         after = await peer.response(await peer.request())
