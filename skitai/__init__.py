@@ -13,7 +13,35 @@ __version__ = "0.30.0"
 
 from skitai.config import Compression, Config, Limits
 from skitai.context import was
-from skitai.errors import ConfigError
+from skitai.errors import ConfigError, WebSocketClosed
 from skitai.runner import run, serve
+from skitai.ws import (
+    WEBSOCKET_DEDICATE,
+    WEBSOCKET_DEDICATE_THREADSAFE,
+    WEBSOCKET_MULTICAST,
+    WEBSOCKET_REQDATA,
+    Room,
+    Rooms,
+    WebSocket,
+    websocket,
+)
 
-__all__ = ["Compression", "Config", "ConfigError", "Limits", "__version__", "run", "serve", "was"]
+__all__ = [
+    "WEBSOCKET_DEDICATE",
+    "WEBSOCKET_DEDICATE_THREADSAFE",
+    "WEBSOCKET_MULTICAST",
+    "WEBSOCKET_REQDATA",
+    "Compression",
+    "Config",
+    "ConfigError",
+    "Limits",
+    "Room",
+    "Rooms",
+    "WebSocket",
+    "WebSocketClosed",
+    "__version__",
+    "run",
+    "serve",
+    "was",
+    "websocket",
+]

@@ -130,6 +130,10 @@ def _yes_no(text: str) -> bool:
         raise argparse.ArgumentTypeError(f"expected yes or no, not {text!r}") from None
 
 
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _compression(text: str) -> Compression:
     return Compression(enabled=_yes_no(text))
 
@@ -194,6 +198,7 @@ class Option:
 
 
 SERVER, STATIC, TLS, LOGGING = "server", "static files and compression", "TLS", "logging"
+WEBSOCKET = "WebSocket"
 LIMITS = "limits"
 
 SERVER_OPTIONS = (
@@ -234,6 +239,15 @@ SERVER_OPTIONS = (
            "{" + ",".join(LOG_LEVELS) + "}"),
     Option("access_log", ("--no-access-log",), _yes_no,
            "do not log a line per request (logged by default)", LOGGING, const=False),
+    Option("websocket_origins", ("--websocket-origins",), _origins,
+           "origins besides the server's own whose pages may open WebSockets, comma-separated "
+           "(https://example.com,https://example.com:8443); * for any", WEBSOCKET, "ORIGINS"),
+    Option("websocket_compression", ("--no-websocket-compression",), _yes_no,
+           "do not accept permessage-deflate (accepted by default when offered)", WEBSOCKET,
+           const=False),
+    Option("websocket_threads", ("--websocket-threads",), _count(1),
+           "threads for the DEDICATE and MULTICAST designs, one per connection or room",
+           WEBSOCKET, "N"),
 )
 
 LIMIT_ALIASES = {"keep_alive_timeout": ("--keep-alive",)}
@@ -260,7 +274,7 @@ def _default_text(option: Option) -> str:
         return ""
     holder = DEFAULTS.limits if option.group == LIMITS else DEFAULTS
     value = getattr(holder, option.name)
-    if value is None:
+    if value is None or value == ():
         return ""
     if isinstance(value, float):
         return f" (default: {value:g})"

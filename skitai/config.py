@@ -55,6 +55,27 @@ class Limits:
     max_requests_per_connection: int = _limit(
         0, "N", "requests on one connection before it is closed, 0 for no limit"
     )
+    websocket_max_message: int = _limit(
+        16 << 20, "BYTES", "largest WebSocket message, in bytes once inflated; larger closes 1009"
+    )
+    websocket_max_frame: int = _limit(
+        16 << 20, "BYTES", "largest WebSocket frame payload; larger closes 1009"
+    )
+    websocket_queue: int = _limit(
+        1 << 20, "BYTES",
+        "WebSocket messages held each way (received, not yet taken by the app; sent, not yet "
+        "written) before reading pauses or senders wait",
+    )
+    websocket_ping_interval: float = _limit(
+        20.0, "SECONDS", "silence from a WebSocket client after which it is pinged, 0 for never"
+    )
+    websocket_ping_timeout: float = _limit(
+        20.0, "SECONDS", "how long a ping may go unanswered; then the WebSocket closes 1011"
+    )
+    websocket_close_timeout: float = _limit(
+        5.0, "SECONDS",
+        "how long a WebSocket close waits for the client's answer, and an app for its end",
+    )
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -115,6 +136,11 @@ class Config:
     backlog: int = 1024
     limits: Limits = field(default_factory=Limits)
     compression: Compression = field(default_factory=Compression)
+    # WebSocket: browser pages of these origins (scheme://host[:port]) may connect
+    # besides the server's own; "*" allows any. Clients without Origin are not browsers.
+    websocket_origins: tuple[str, ...] = ()
+    websocket_compression: bool = True  # accept permessage-deflate (RFC 7692) when offered
+    websocket_threads: int = 64  # threads for the DEDICATE and MULTICAST designs, one each
 
     def __post_init__(self) -> None:
         if isinstance(self.compression, bool):  # compression=False is the short way
@@ -138,6 +164,13 @@ class Config:
                 raise ConfigError(f"tls_port must be an integer in 0..65535, not {self.tls_port!r}")
         if self.grace < 0:
             raise ConfigError(f"grace must be >= 0, not {self.grace!r}")
+        if isinstance(self.websocket_origins, str):
+            raise ConfigError("websocket_origins must be a list of origins, not one string")
+        object.__setattr__(self, "websocket_origins",
+                           tuple(_origin(origin) for origin in self.websocket_origins))
+        if not isinstance(self.websocket_threads, int) or isinstance(self.websocket_threads, bool) \
+                or self.websocket_threads < 1:
+            raise ConfigError(f"websocket_threads must be an integer >= 1, not {self.websocket_threads!r}")
         if self.log_dir is not None and not os.path.isdir(self.log_dir):
             raise ConfigError(f"log_dir {self.log_dir!r} is not a directory")
 
@@ -161,6 +194,19 @@ class Config:
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
+
+
+def _origin(origin: Any) -> str:
+    """An allowed WebSocket origin, in the form browsers send it: scheme://host[:port], lower case."""
+    if not isinstance(origin, str):
+        raise ConfigError(f"a WebSocket origin must be a string, not {origin!r}")
+    if origin in ("*", "null"):
+        return origin
+    scheme, sep, host = origin.lower().partition("://")
+    if not sep or scheme not in ("http", "https") or not host or "/" in host:
+        raise ConfigError(f"a WebSocket origin looks like https://example.com[:port], not {origin!r}")
+    default_port = ":443" if scheme == "https" else ":80"
+    return f"{scheme}://{host.removesuffix(default_port)}"
 
 
 def mount_list(mount: Any) -> list[tuple[str, Any]]:

@@ -3,6 +3,7 @@
 SkitaiError
 ├── ConfigError              bad options to run()/serve()/the CLI; raised before serving
 ├── ClientDisconnected       the peer went away while we were writing or reading
+│   └── WebSocketClosed      a WebSocket used after its close; carries the close code
 └── RemoteProtocolError      the client broke the protocol: answered, logged, then closed
     ├── BadRequest           400, malformed request line, header or framing
     │   └── MalformedRequest HTTP/2: a request head RFC 9113 8 calls malformed; reset, never answered
@@ -11,7 +12,8 @@ SkitaiError
     ├── TargetTooLong        414, the request-target is over the request line limit
     ├── HeadersTooLarge      431, too many header fields or too large a header block
     ├── NotImplementedHere   501, an unknown transfer coding
-    └── VersionNotSupported  505, an HTTP version we do not speak
+    ├── VersionNotSupported  505, an HTTP version we do not speak
+    └── HandshakeRefused     400, 403 or 426: a WebSocket handshake we do not accept
 
 A `RemoteProtocolError` carries `status` (the HTTP answer), `h2_code` (the
 HTTP/2 error code for the stream or connection) and `close_code` (the
@@ -34,6 +36,19 @@ class ConfigError(SkitaiError, ValueError):
 
 class ClientDisconnected(SkitaiError):
     """The client closed or reset the connection."""
+
+
+class WebSocketClosed(ClientDisconnected):
+    """The WebSocket is closed: nothing more can be received or sent.
+
+    `code` is the close code of the closing handshake (the client's, or the
+    one the server sent), 1006 when the connection ended without one.
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(f"WebSocket closed with {code}" + (f": {reason}" if reason else ""))
+        self.code = code
+        self.reason = reason
 
 
 class RemoteProtocolError(SkitaiError):
@@ -85,3 +100,13 @@ class NotImplementedHere(RemoteProtocolError):
 
 class VersionNotSupported(RemoteProtocolError):
     status = 505
+
+
+class HandshakeRefused(RemoteProtocolError):
+    """A WebSocket opening handshake the server refuses, with the headers the answer needs."""
+
+    def __init__(
+        self, message: str, *, status: int = 400, headers: tuple[tuple[bytes, bytes], ...] = ()
+    ) -> None:
+        super().__init__(message, status=status)
+        self.headers = headers

@@ -12,6 +12,12 @@ Access line, in the seed's field order:
     client_ip:port host "request line" status request_bytes response_bytes
     gtxnid ltxnid "user"|- "user agent"|- handling_ms transfer_ms
 
+A WebSocket session gets one line when it ends: status 101 (200 over
+HTTP/2), the message bytes received and sent, the handshake's time, the
+session's length as transfer time, and three more fields:
+
+    ... handling_ms open_ms ws messages_in/messages_out close_code
+
 Client-controlled text (host, request line, user agent) is escaped so it
 can neither break a line nor forge one.
 """
@@ -65,13 +71,17 @@ def access_line(exchange: Exchange, gtxnid: str, ltxnid: int) -> str:
     line = request.request_line
     if request.stream_id is not None:
         line = f"{line} #{request.stream_id}"
-    return (
+    text = (
         f'{client} {safe(host)} "{safe(line)}" {stats.status or "-"} {stats.bytes_in} '
         f'{stats.bytes_out} {gtxnid} {ltxnid} '
         f'{"-" if stats.user is None else chr(34) + safe(stats.user) + chr(34)} '
         f'{"-" if agent is None else chr(34) + safe(agent) + chr(34)} '
         f"{handling:.0f}ms {transfer:.0f}ms"
     )
+    session = stats.websocket
+    if session is not None:
+        text += f" ws {session.messages_in}/{session.messages_out} {session.close_code or '-'}"
+    return text
 
 
 class _LowerLevelFormatter(logging.Formatter):

@@ -4,7 +4,7 @@ Task tree of a running server:
 
     serve()                                   cancelled by the caller to stop
     └── connection area (shielded)            so in-flight requests can finish
-        ├── services: loop callbacks, worker pool, reloader
+        ├── services: loop callbacks, worker pool, WebSocket sweeper and rooms, reloader
         └── connections: accept loops + one task per connection
 
 When `serve()` is cancelled (or an app calls `was.shutdown()` or
@@ -42,6 +42,7 @@ from skitai.protocols.sockets import SocketStream, TCPListener, bind_tcp
 from skitai.protocols.timeouts import ConnectionControl, sweep, sweep_interval
 from skitai.threadpool import LoopCallbacks, WorkerPool
 from skitai.tls import server_context
+from skitai.ws.services import WebSocketServices
 
 if TYPE_CHECKING:
     from skitai.protocols.http11_fast import FastHTTP11Connection
@@ -75,7 +76,9 @@ class Server:
         self.pool = WorkerPool(config.threads)
         self.callbacks = LoopCallbacks()
         self.context = context.ServerContext(config, self)
-        self.handler = RequestHandler(config, self.mounts, self.pool, self.callbacks, self.context)
+        self.websockets = WebSocketServices(config, self.pool, self.callbacks)
+        self.handler = RequestHandler(config, self.mounts, self.pool, self.callbacks, self.context,
+                                      self.websockets)
         self.restart_requested = False
         self._stop_requested = anyio.Event()
         self.addresses: list[tuple[str, int]] = []
@@ -170,6 +173,7 @@ class Server:
                 async with anyio.create_task_group() as services:
                     await services.start(self.callbacks.run)
                     await services.start(self.pool.run)
+                    await services.start(self.websockets.run)
                     limits = self.config.limits
                     interval = sweep_interval(limits.keep_alive_timeout, limits.header_timeout,
                                               limits.body_timeout, limits.send_timeout)
@@ -189,6 +193,7 @@ class Server:
                             await listener.aclose()
                         for control in list(self._connections):
                             control.drain()
+                        self.websockets.going_away()
                         if conns.cancel_scope.deadline > anyio.current_time() + self.config.grace:
                             conns.cancel_scope.deadline = anyio.current_time() + self.config.grace
                     await self._notify_apps(context.APP_SHUTDOWN)

@@ -1,10 +1,13 @@
 """The neutral vocabulary shared by protocol drivers and the adapters above them.
 
-A driver (HTTP/1.1 on h11, later HTTP/2 on h2) turns its state machine's
-events into a `Request` and hands the adapters an `Exchange`: the one object
-through which a request's body is read and its response written. No h11, h2
-or wsproto type leaks past a driver, so WSGI, static files and the proxy are
-written once for every protocol.
+A driver (HTTP/1.1 on h11 or llhttp, HTTP/2 on h2) turns its state
+machine's events into a `Request` and hands the adapters an `Exchange`: the
+one object through which a request's body is read and its response written.
+An exchange that switches protocols (a WebSocket handshake: HTTP/1.1
+`Upgrade`, or an HTTP/2 extended CONNECT) hands over a `Tunnel`, the byte
+stream the other protocol then runs on. No h11, h2 or wsproto type leaks
+past a driver, so WSGI, static files, WebSocket and the proxy are written
+once for every protocol.
 
 Header names are lower-case bytes, values bytes, in arrival order.
 """
@@ -37,6 +40,7 @@ class Request:
     # Transfer-Encoding tell.
     body_follows: bool | None = None
     pushed: bool = False  # a request the server made up for an HTTP/2 push
+    protocol: str | None = None  # the :protocol of an HTTP/2 extended CONNECT (RFC 8441)
     connection_number: int = 0  # counts connections since the server started
     request_number: int = 0  # counts requests on this connection (HTTP/2: streams)
 
@@ -64,6 +68,17 @@ class Request:
 
 
 @dataclass(slots=True)
+class WebSocketStats:
+    """What the access log reports about one WebSocket session."""
+
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0  # message payload (characters of text messages)
+    bytes_out: int = 0
+    close_code: int | None = None  # as sent or received; 1006 when the connection just ended
+
+
+@dataclass(slots=True)
 class ExchangeStats:
     """What the access log reports about one exchange."""
 
@@ -74,6 +89,25 @@ class ExchangeStats:
     bytes_in: int = 0  # request body bytes received
     bytes_out: int = 0  # response body bytes sent (after compression)
     user: str | None = None
+    websocket: WebSocketStats | None = None  # set once the exchange became a WebSocket session
+
+
+class Tunnel(Protocol):
+    """The byte stream of an exchange after a protocol switch.
+
+    Over HTTP/1.1 it is the connection itself, starting with any bytes that
+    arrived behind the request head; over HTTP/2 it is the DATA frames of
+    the request's stream, flow-controlled as it is read.
+    """
+
+    async def receive(self) -> bytes:
+        """The next bytes from the client; b"" once it has ended its side."""
+
+    async def send(self, data: bytes) -> None:
+        """Write bytes; raises `ClientDisconnected` when the client is gone."""
+
+    async def end(self) -> None:
+        """End our side in order (HTTP/2: END_STREAM; HTTP/1.1: the driver closes the connection)."""
 
 
 class Exchange(Protocol):
@@ -118,3 +152,11 @@ class Exchange(Protocol):
 
     def promise(self, target: bytes) -> bool:
         """Push a GET of `target` (a path) if the protocol and the client allow; True if pushed."""
+
+    async def switch_protocol(self, headers: Headers) -> Tunnel:
+        """Accept the request's protocol switch and return the stream that now carries it.
+
+        HTTP/1.1 answers `101 Switching Protocols` with `headers`, HTTP/2 answers
+        an extended CONNECT with 200. The exchange is finished from then on;
+        the connection (HTTP/1.1) or stream (HTTP/2) ends with the tunnel.
+        """

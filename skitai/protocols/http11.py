@@ -40,13 +40,14 @@ from skitai.errors import (
     RemoteProtocolError,
     VersionNotSupported,
 )
-from skitai.protocols.events import ExchangeStats, Headers, Request
+from skitai.protocols.events import ExchangeStats, Headers, Request, Tunnel
 from skitai.protocols.headers import DATE, has_bad_field_byte, reason_phrase
 from skitai.protocols.http1_base import Handler, HTTP1Driver
 from skitai.protocols.http1_rules import (
     FORBIDDEN_TRAILERS,
     drain_body,
     peer,
+    too_much_left,
 )
 from skitai.protocols.timeouts import BODY, HEAD, IDLE
 
@@ -166,7 +167,9 @@ class HTTP11Connection(HTTP1Driver):
         """Discard what the app left of the request body, within bounds."""
         if type(self.next_event_if_ready()) is h11.EndOfMessage:
             return True  # the common case: a request without a body
-        return await drain_body(exchange)
+        drained = await drain_body(exchange)
+        self.linger_on_close = not drained
+        return drained
 
     def next_event_if_ready(self) -> Any:
         """The next event if h11 has it buffered, else NEED_DATA; never reads."""
@@ -377,7 +380,12 @@ class HTTP11Exchange:
         if not has_server:
             out.append((b"Server", conn._server_header))
         limit = conn._limits.max_requests_per_connection
-        if conn.control.draining or (limit and conn._requests >= limit) or self.continue_unanswered:
+        unread = not self.continue_unanswered \
+            and too_much_left(self.request, self.stats.bytes_in, self.stats.status)
+        if unread:
+            conn.linger_on_close = True
+        if conn.control.draining or (limit and conn._requests >= limit) or self.continue_unanswered \
+                or unread:
             out.append((b"Connection", b"close"))
             self._keep_alive_10 = False
         return out
@@ -439,6 +447,29 @@ class HTTP11Exchange:
             await self._conn.send(out)
         self.finished = True
         self.stats.finished = time.monotonic()
+
+    async def switch_protocol(self, headers: Headers) -> Tunnel:
+        """101 Switching Protocols; the rest of the connection belongs to the new protocol."""
+        while await self.receive_body(65536):
+            pass  # h11 switches only once the request is complete
+        conn = self._conn
+        if self.response_started:
+            raise RuntimeError("response already started")
+        try:
+            data = conn._h11.send(h11.InformationalResponse(
+                status_code=101, headers=[*headers, (b"Date", DATE.now()), (b"Server", conn._server_header)],
+                reason=b"Switching Protocols",
+            ))
+        except h11.LocalProtocolError as exc:
+            raise RuntimeError(f"the request did not ask for a protocol switch: {exc}") from exc
+        self.response_started = True
+        self.finished = True
+        self.stats.status = 101
+        self.stats.responded = time.monotonic()
+        await conn.send(data)
+        leftover = conn._h11.trailing_data[0] + conn._pending
+        conn._pending = b""
+        return conn.upgraded_stream(leftover)
 
     async def respond(
         self, status: int, headers: Headers, body: bytes = b"", reason: bytes = b""

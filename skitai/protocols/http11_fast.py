@@ -10,9 +10,11 @@ why both exist.
 Theory: llhttp is push-style: `feed_data()` calls back for each piece of a
 message. The callbacks only append events ("head", "body", "end") to a
 list; the driver then pulls from the list exactly as the h11 driver pulls
-from h11, and reads from the socket only when the list is empty. A request
-with `Upgrade` (which llhttp stops parsing at) is handed, with the rest of
-the connection, to the h11 driver, which knows how to read its body.
+from h11, and reads from the socket only when the list is empty. llhttp
+stops parsing at a request with `Upgrade`. A WebSocket handshake (no body)
+is served here, and the bytes behind it start its tunnel; any other
+upgrade (h2c) is handed, with the rest of the connection, to the h11
+driver, which knows how to read its body.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from skitai.errors import (
     VersionNotSupported,
 )
 from skitai.protocols import http11
-from skitai.protocols.events import ExchangeStats, Headers, Request
+from skitai.protocols.events import ExchangeStats, Headers, Request, Tunnel
 from skitai.protocols.headers import DATE, reason_phrase
 from skitai.protocols.http1_base import Handler, HTTP1Driver, Outcome
 from skitai.protocols.http1_rules import (
@@ -45,6 +47,7 @@ from skitai.protocols.http1_rules import (
     READ_SIZE,
     drain_body,
     peer,
+    too_much_left,
 )
 from skitai.protocols.timeouts import BODY, HEAD, IDLE
 
@@ -128,6 +131,10 @@ class _Parser:
             raise HeadersTooLarge("request head over the size limit")
         return None
 
+    def release(self) -> None:
+        """Let llhttp go: the connection has switched protocols and parses no more HTTP."""
+        del self.parser
+
     # ---- llhttp callbacks
 
     def on_message_begin(self) -> None:
@@ -185,12 +192,13 @@ class _Parser:
 class FastHTTP11Connection(HTTP1Driver):
     """Serves HTTP/1.x requests on one byte stream until either side closes."""
 
-    __slots__ = ("_body_complete", "_parser", "_upgrade")
+    __slots__ = ("_body_complete", "_parser", "_switching", "_upgrade")
 
     def __init__(self, stream: anyio.abc.ByteStream, handler: Handler, **options: Any) -> None:
         super().__init__(stream, handler, **options)
         self._parser = _Parser(self._limits)
         self._upgrade: bytes | None = None  # bytes after a head llhttp stopped at
+        self._switching = False  # the request being served is a WebSocket handshake
         self._body_complete = False
 
     # -------------------------------------------------------------- I/O
@@ -218,7 +226,10 @@ class FastHTTP11Connection(HTTP1Driver):
         return self._hand_over if self._upgrade is not None else super()._after_last_request()
 
     def _new_exchange(self, request: Request) -> FastExchange:
-        return FastExchange(self, request, self._body_complete)
+        exchange = FastExchange(self, request, self._body_complete)
+        if self._switching:
+            exchange.close_connection = True  # what follows the head is not HTTP any more
+        return exchange
 
     async def _next_cycle(self, exchange: FastExchange) -> bool:
         if exchange.close_connection or exchange.continue_unanswered:
@@ -227,7 +238,11 @@ class FastHTTP11Connection(HTTP1Driver):
 
     async def _finish_body(self, exchange: FastExchange) -> bool:
         """Discard what the app left of the request body, within bounds."""
-        return exchange.body_done or await drain_body(exchange)
+        if exchange.body_done:
+            return True
+        drained = await drain_body(exchange)
+        self.linger_on_close = not drained
+        return drained
 
     async def _receive_request(self) -> Request | None:
         parser = self._parser
@@ -271,17 +286,19 @@ class FastHTTP11Connection(HTTP1Driver):
         if not parser.events:
             return None  # an upgrade: the h11 driver takes over
         event = parser.events[0]
-        if event[0] == "upgrade":
+        if event[0] == "upgrade" and not _websocket_handshake(event[4]):
             return None  # this request is the h11 driver's
         parser.events.pop(0)
-        if event[0] != "head":
+        if event[0] == "upgrade":
+            self._switching = True  # a WebSocket handshake, served here
+        elif event[0] != "head":
             raise BadRequest("request data out of place")
         self._answering_head = event[1] == b"HEAD"
         self._requests += 1
         _, method, target, version, headers = event
         request = self._make_request(method, target, version, headers)
-        self._body_complete = bool(parser.events) and parser.events[0][0] == "end"
-        if self._body_complete:
+        self._body_complete = self._switching or (bool(parser.events) and parser.events[0][0] == "end")
+        if self._body_complete and parser.events:
             parser.events.pop(0)
         return request
 
@@ -359,6 +376,24 @@ class FastExchange:
     def close_after_response(self) -> None:
         self.close_connection = True
         self._conn.control.draining = True
+
+    async def switch_protocol(self, headers: Headers) -> Tunnel:
+        """101 Switching Protocols; the bytes llhttp left behind the head start the tunnel."""
+        conn = self._conn
+        if not conn._switching:
+            raise RuntimeError("the request did not ask for a protocol switch")
+        if self.response_started:
+            raise RuntimeError("response already started")
+        self.response_started = self.finished = True
+        self.stats.status = 101
+        self.stats.responded = time.monotonic()
+        head = b"".join([_status_line(101, b"Switching Protocols"),
+                         *(name + b": " + value + b"\r\n" for name, value in headers),
+                         b"Date: %s\r\nServer: %s\r\n\r\n" % (DATE.now(), conn._server_header)])
+        await conn.send(head)
+        leftover, conn._upgrade = conn._upgrade or b"", None
+        conn._parser.release()
+        return conn.upgraded_stream(leftover)
 
     async def receive_body(self, max_bytes: int) -> bytes:
         conn = self._conn
@@ -442,6 +477,9 @@ class FastExchange:
             elif not self._is_head:
                 self.close_connection = True  # the body ends with the connection
         limit = conn._limits.max_requests_per_connection
+        if not self.continue_unanswered and too_much_left(request, self.stats.bytes_in, status):
+            conn.linger_on_close = True  # more body on its way than is worth reading away
+            self.close_connection = True
         if (app_close or conn.control.draining or (limit and conn._requests >= limit)
                 or _client_closes(request) or self.continue_unanswered):
             self.close_connection = True
@@ -500,6 +538,17 @@ class FastExchange:
         await self._conn.send(out)
         self.finished = True
         self.stats.finished = time.monotonic()
+
+
+def _websocket_handshake(headers: list[tuple[bytes, bytes]]) -> bool:
+    """A head that asks to switch to WebSocket and has no body."""
+    websocket = False
+    for name, value in headers:
+        if name in (b"content-length", b"transfer-encoding"):
+            return False
+        if name == b"upgrade" and b"websocket" in value.lower():
+            websocket = True
+    return websocket
 
 
 def _declares_body(request: Request) -> bool:

@@ -39,6 +39,7 @@ class HTTP1Driver(ABC):
     __slots__ = (
         "_answering_head", "_client", "_exchange", "_handler", "_limits", "_receive_closed",
         "_requests", "_scheme", "_server", "_server_header", "_stream", "_successor", "control",
+        "linger_on_close",
     )
 
     def __init__(
@@ -64,6 +65,9 @@ class HTTP1Driver(ABC):
         self._server_header = server_header
         self._requests = requests  # requests already served on this connection
         self._receive_closed = False
+        # The connection ends with request body the app did not read: read it
+        # away before closing, or the kernel's reset may destroy the answer.
+        self.linger_on_close = False
         self._answering_head = False  # the request being answered is HEAD: no body in an error
         self._exchange: Any = None
         self._successor: Callable[[], Awaitable[None]] | None = None  # another protocol's driver
@@ -120,6 +124,8 @@ class HTTP1Driver(ABC):
             with control.scope:
                 while (outcome := await self._cycle()) is True:
                     pass
+                if outcome is False and self.linger_on_close:
+                    await linger(self._stream)
             if callable(outcome):
                 handed_over = True
                 await outcome()
@@ -205,6 +211,10 @@ class HTTP1Driver(ABC):
 
         self._successor = successor
 
+    def upgraded_stream(self, leftover: bytes) -> UpgradedStream:
+        """The connection as a `Tunnel` after a 101, starting with `leftover`."""
+        return UpgradedStream(self, leftover)
+
     @abstractmethod
     async def _receive_request(self) -> Request | None:
         """The next request head, or None once the connection is over."""
@@ -220,3 +230,33 @@ class HTTP1Driver(ABC):
     @abstractmethod
     async def _answer_error(self, exc: RemoteProtocolError) -> None:
         """Send the answer a protocol error deserves, if a response can still be sent."""
+
+
+class UpgradedStream:
+    """An HTTP/1.1 connection after `101 Switching Protocols`: the `Tunnel` a WebSocket runs on.
+
+    Bytes that arrived behind the request head (a first frame sent in the
+    same packet as the handshake) come first. Writes keep the connection's
+    send timeout; the driver closes the connection once the exchange is over.
+    """
+
+    __slots__ = ("_driver", "_leftover")
+
+    def __init__(self, driver: HTTP1Driver, leftover: bytes) -> None:
+        self._driver = driver
+        self._leftover = leftover
+
+    async def receive(self) -> bytes:
+        if self._leftover:
+            data, self._leftover = self._leftover, b""
+            return data
+        try:  # as HTTP1Driver._read, one frame less on an idle session's stack
+            return await self._driver._stream.receive(READ_SIZE)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            return b""
+
+    async def send(self, data: bytes) -> None:
+        await self._driver.send(data)
+
+    async def end(self) -> None:
+        """Nothing to send: the end of the exchange closes the connection."""

@@ -21,7 +21,7 @@ from skitai.errors import (
     TargetTooLong,
     VersionNotSupported,
 )
-from skitai.protocols.events import Exchange, Headers
+from skitai.protocols.events import Exchange, Headers, Request
 
 DRAIN_LIMIT = 262144  # unread request body we read and discard to keep a connection
 DRAIN_TIMEOUT = 2.0
@@ -97,6 +97,21 @@ def header(headers: Headers, name: bytes) -> bytes | None:
 
 def peer(client: tuple[str, int] | None) -> str:
     return f"{client[0]}:{client[1]}" if client else "-"
+
+
+def too_much_left(request: Request, received: int, status: int) -> bool:
+    """Whether the request body the app has not read is more than `drain_body` would read away.
+
+    A response started then says `Connection: close`: the client must not
+    send its next request on a connection the server will close. A 413
+    always does (the body was refused); otherwise only a declared length
+    tells, so the answer does not depend on how much of a chunked body
+    happened to have arrived.
+    """
+    if status == 413:
+        return True
+    length = request.header(b"content-length")
+    return length is not None and length.isdigit() and int(length) - received > DRAIN_LIMIT
 
 
 async def drain_body(exchange: Exchange) -> bool:

@@ -10,6 +10,11 @@ the writer takes everything pending at once, so the frames of many streams
 leave in one write. A stream that has queued more than `WRITE_AHEAD` bytes
 waits until they are written.
 
+A WebSocket over HTTP/2 (RFC 8441) is an extended CONNECT with `:protocol`
+websocket, allowed by SETTINGS_ENABLE_CONNECT_PROTOCOL: its exchange
+switches protocols by answering 200 and goes on as a `StreamTunnel`, the
+stream's DATA frames both ways.
+
 Flow control is honoured both ways. A stream's received data is
 acknowledged (its window reopened) only as the app reads it, so a slow app
 slows its client, and the server never holds more of a body than the
@@ -51,7 +56,7 @@ from skitai.errors import (
     RemoteProtocolError,
     RequestTimeout,
 )
-from skitai.protocols.events import Exchange, ExchangeStats, Headers, Request
+from skitai.protocols.events import Exchange, ExchangeStats, Headers, Request, Tunnel
 from skitai.protocols.headers import DATE
 from skitai.protocols.hpack_coders import Decoder, Encoder
 from skitai.protocols.http1_rules import READ_SIZE, peer, split_target
@@ -132,7 +137,7 @@ class _H2Connection(h2.connection.H2Connection):
 class Stream:
     """The receiving side of one HTTP/2 stream: its body as it arrives."""
 
-    __slots__ = ("body", "ended", "exchange", "id", "reset", "scope", "waiting")
+    __slots__ = ("body", "ended", "exchange", "id", "reset", "scope", "tunneled", "waiting")
 
     def __init__(self, stream_id: int) -> None:
         self.id = stream_id
@@ -141,7 +146,9 @@ class Stream:
         self.reset = False
         self.waiting: anyio.Event | None = None  # for data, the end, a reset or window
         self.scope: anyio.CancelScope | None = None  # its work, while it runs
+        self.tunneled = False  # it carries another protocol, which learns of a reset as its EOF
         self.exchange: HTTP2Exchange | None = None
+        self.tunneled = False  # it carries another protocol, which learns of a reset as its EOF
 
     def signal(self) -> None:
         if self.waiting is not None:
@@ -150,7 +157,7 @@ class Stream:
     def cancel(self) -> None:
         """Stop the stream's work (RST_STREAM); work not yet started never starts."""
         self.reset = True
-        if self.scope is not None:
+        if self.scope is not None and not self.tunneled:
             self.scope.cancel()
         self.signal()
 
@@ -294,6 +301,9 @@ class HTTP2Connection:
             with anyio.CancelScope(shield=True):
                 if control.expired == IDLE or (control.draining and not self._goaway_sent):
                     await self._goaway(ErrorCodes.NO_ERROR)
+                elif self._goaway_sent and control.expired is None:
+                    with anyio.move_on_after(1):
+                        await self._write_now()  # a GOAWAY queued as the writer stopped
                 self._closed = True
                 await self._stream.aclose()
             if control.on_close is not None:
@@ -306,6 +316,7 @@ class HTTP2Connection:
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: self._limits.max_header_block,
             h2.settings.SettingCodes.ENABLE_PUSH: 0,
+            h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL: 1,  # WebSocket, RFC 8441
         })
         if self._upgrade is not None:
             settings, request, body = self._upgrade
@@ -319,9 +330,21 @@ class HTTP2Connection:
             await self._feed(self._initial_data)
 
     def _drain(self) -> None:
-        """Graceful stop: GOAWAY now, then serve the streams in flight to their end."""
-        if self._tasks is not None and not self._goaway_sent:
-            self._tasks.start_soon(self._goaway, ErrorCodes.NO_ERROR)
+        """Graceful stop: GOAWAY now, then serve the streams in flight to their end.
+
+        Synchronous: the server's shutdown calls it at any point of the
+        connection's life, even while its task group is closing, so it only
+        queues the frame for the writer. Once the writer is gone, run()'s
+        ending sends the GOAWAY itself.
+        """
+        if self._goaway_sent or self._writer_gone or self._closed:
+            return
+        self._goaway_sent = True
+        try:
+            self._h2.close_connection(ErrorCodes.NO_ERROR, last_stream_id=self._last_stream)
+        except h2.exceptions.ProtocolError:
+            return
+        self.write_soon()
 
     async def _read_frames(self) -> None:
         """Read until EOF, or until no stream is left once the connection is ending.
@@ -743,6 +766,16 @@ class HTTP2Exchange:
                 conn.write_soon()
         self.stats.bytes_out += len(data)
 
+    async def switch_protocol(self, headers: Headers) -> Tunnel:
+        """200 to an extended CONNECT: the stream carries the new protocol from now on."""
+        if self.request.method != "CONNECT" or self.request.protocol is None:
+            raise RuntimeError("the request did not ask for a protocol switch")
+        self._send_headers(200, headers, end_stream=False)
+        self._conn.write_soon()
+        self.finished = True
+        self.stream.tunneled = True
+        return StreamTunnel(self)
+
     async def end_response(self, trailers: Headers = ()) -> None:
         if self.stream.reset:
             raise ClientDisconnected("stream reset by the client")
@@ -769,3 +802,41 @@ class HTTP2Exchange:
         self._conn.write_soon()
         self.finished = True
         self.stats.finished = time.monotonic()
+
+
+class StreamTunnel:
+    """The DATA frames of one stream as a byte stream, after an extended CONNECT."""
+
+    __slots__ = ("_exchange",)
+
+    def __init__(self, exchange: HTTP2Exchange) -> None:
+        self._exchange = exchange
+
+    async def receive(self) -> bytes:
+        stream = self._exchange.stream
+        conn = self._exchange._conn
+        while True:
+            while not stream.body:
+                if stream.ended or stream.reset:
+                    return b""
+                await stream.wait()
+            data, length = stream.body.popleft()
+            if length:
+                # read now: the client may send as much again
+                conn._h2.acknowledge_received_data(length, stream.id)
+                conn.write_soon()
+            if data:
+                return data
+
+    async def send(self, data: bytes) -> None:
+        await self._exchange._send(data, end_stream=False)
+
+    async def end(self) -> None:
+        exchange = self._exchange
+        if exchange.stream.reset:
+            return
+        try:
+            exchange._conn._h2.end_stream(exchange.stream.id)
+        except h2.exceptions.ProtocolError:
+            return  # the stream is already closed
+        exchange._conn.write_soon()

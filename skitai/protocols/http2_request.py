@@ -133,4 +133,5 @@ def to_request(
         stream_id=stream_id,
         connection_number=connection_number,
         request_number=request_number,
+        protocol=None if (protocol := pseudo.get(b":protocol")) is None else protocol.decode("latin-1"),
     )

@@ -29,6 +29,7 @@ class SocketStream(anyio.abc.ByteStream):
         sock.setblocking(False)
         self._sock = sock
         self._closed = False
+        self._drained = False  # the last read took less than it asked for
 
     @property
     def socket(self) -> socket.socket:
@@ -45,6 +46,14 @@ class SocketStream(anyio.abc.ByteStream):
 
     async def receive(self, max_bytes: int = RECEIVE_SIZE) -> bytes:
         sock = self._sock
+        if self._drained:
+            # The last read emptied the kernel's buffer: a read now would most
+            # likely fail with EAGAIN; wait first and save the system call.
+            self._drained = False
+            try:
+                await anyio.wait_readable(sock)
+            except (ValueError, OSError) as exc:
+                raise anyio.ClosedResourceError from exc
         while True:
             # The wait is outside the except clause: an idle connection must
             # not keep a BlockingIOError and its traceback alive.
@@ -64,6 +73,7 @@ class SocketStream(anyio.abc.ByteStream):
                 continue
             if not data:
                 raise anyio.EndOfStream
+            self._drained = len(data) < max_bytes
             return data
 
     async def send(self, item: bytes) -> None:

@@ -30,7 +30,13 @@ from h2.settings import SettingCodes
 
 from skitai.config import Limits
 from skitai.protocols.events import Exchange
-from skitai.protocols.http2 import CONNECTION_WINDOW, MAX_CONCURRENT_STREAMS, STREAM_WINDOW
+from skitai.protocols.http2 import (
+    CONNECTION_WINDOW,
+    MAX_CONCURRENT_STREAMS,
+    STREAM_WINDOW,
+    HTTP2Connection,
+)
+from skitai.protocols.timeouts import ConnectionControl
 from skitai.wsgi import PREBUFFER
 from tests.support import apps
 from tests.support.h2peer import (
@@ -53,6 +59,7 @@ from tests.support.h2peer import (
     get,
     http2_driver,
     literal_block,
+    socket_pair,
 )
 from tests.support.servers import serving
 
@@ -550,6 +557,37 @@ async def test_client_goaway_lets_the_stream_in_flight_finish() -> None:
         await peer.read_to_eof()
         await peer.aclose()
     assert (result.status, bytes(result.data), result.ended) == (200, b"finished", True)
+
+
+async def test_drain_queues_the_goaway_without_starting_a_task() -> None:
+    """Regression: a graceful stop spawned the GOAWAY into the stream task
+    group, which trio refuses while that group is closing ("Nursery is
+    closed to new arrivals"), so the server's shutdown failed."""
+
+    async def unused(exchange: Exchange) -> None:
+        raise AssertionError("no request is made")
+
+    class ClosedTaskGroup:
+        def start_soon(self, *args: object, **kwargs: object) -> None:
+            raise RuntimeError("Nursery is closed to new arrivals")
+
+    server_end, client_end = await socket_pair()
+    control = ConnectionControl(1)
+    conn = HTTP2Connection(
+        server_end, unused, limits=Limits(), scheme="http", client=("127.0.0.1", 40000),
+        server=("127.0.0.1", 5000), control=control, server_header=b"Skitai",
+    )
+    conn._h2.initiate_connection()
+    conn._h2.data_to_send()
+    conn._tasks = ClosedTaskGroup()  # type: ignore[assignment]
+    control.on_drain = conn._drain
+    control.idle = False  # a stream in flight: drain() asks the driver, not the scope
+    control.drain()
+    queued = conn._h2.data_to_send()
+    assert queued[3] == GOAWAY
+    assert int.from_bytes(queued[13:17], "big") == ErrorCodes.NO_ERROR
+    await server_end.aclose()
+    await client_end.aclose()
 
 
 async def test_settings_go_out_even_when_a_goaway_comes_first() -> None:

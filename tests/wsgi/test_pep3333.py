@@ -322,3 +322,29 @@ async def test_environ_via_json_of_a_post() -> None:
         async with httpx.AsyncClient(base_url=srv.url) as client:
             response = await client.post("/", content=json.dumps({"a": 1}).encode())
     assert response.json() == {"a": 1}
+
+
+async def test_unread_large_body_closes_the_connection_after_the_answer() -> None:
+    """A response to a request whose large body the app ignores says Connection: close,
+    and the server reads the rest away before closing, so the client gets the answer."""
+    def refuse(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        start_response("403 Forbidden", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"no"]
+
+    body = b"x" * (2 << 20)
+    async with serving(mount=("/", validator(refuse))) as srv:
+        client = await RawClient.connect(srv.host, srv.port)
+        head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+        async with anyio.create_task_group() as tg:
+            async def send() -> None:
+                try:
+                    await client.send(head + body)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    pass
+
+            tg.start_soon(send)
+            raw = await client.read_all(within=10)
+        await client.aclose()
+    assert raw.startswith(b"HTTP/1.1 403 ")
+    assert b"\r\nConnection: close\r\n" in raw.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    assert raw.endswith(b"\r\n\r\nno")
