@@ -82,6 +82,10 @@ def resolve(target: Any) -> tuple[Any, AppSource | None] | StaticDir:
         where, attr = target
         if where.endswith(".py") or os.path.isfile(where):
             source = AppSource(attr=attr, path=_existing_file(where))
+        elif os.path.isfile(where + ".py"):  # the seed's ("/service/app", "app"): the file without .py
+            source = AppSource(attr=attr, path=_existing_file(where + ".py"))
+        elif os.sep in where or where.startswith("."):
+            raise ConfigError(f"no such file: {where!r} (nor {where + '.py'!r})")
         else:
             source = AppSource(attr=attr, module_name=where)
         return _loaded(source), source

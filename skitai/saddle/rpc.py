@@ -11,7 +11,10 @@ named parameters go by name; the route's own segments (`/hello/<name>`
 called as `hello.Hans`) are arguments too. The call goes through the
 app's and parts' hooks and authentication like any request; the route's
 `methods` and `content_types` restrictions are for HTTP callers and do
-not apply. The handler's return value is the result.
+not apply. The handler's return value is the result. A call that needs
+credentials the request lacks answers the whole request with HTTP 401 and
+the authenticator's challenge (so a client can retry with them); one
+refused for good is a Fault with code 403.
 
 A call posted to `/RPC2` (where `xmlrpc.client` posts when its URL has no
 path) goes to the mount point itself, unless the app has routes there.
@@ -112,6 +115,10 @@ class _Calls:
         self.environ["skitai.was"] = was
         refusal = self.app.check_access(was, route)
         if refusal is not None:
+            if refusal.code == 401:
+                # A challenge answers the whole request, as HTTP 401 with its
+                # WWW-Authenticate: a Fault would hide the nonce the client needs.
+                raise refusal
             raise RpcError(refusal.code, refusal.status)
         try:
             args = route.signature.map_positional(tuple(params), named)

@@ -124,6 +124,32 @@ async def test_faults(caplog: pytest.LogCaptureFixture) -> None:
         assert "ZeroDivisionError: secret detail" in (await fault("crash")).faultString
 
 
+async def test_a_digest_challenge_reaches_rpc_callers() -> None:
+    """Regression: a refused call was a Fault without the challenge, so a Digest client never got a nonce."""
+    app = make_app()
+    app.realm = "rpc"
+    app.users = {"hans": "secret"}
+    xml_call = xmlrpc.client.dumps((), "guarded").encode()
+    json_call = b'{"jsonrpc": "2.0", "method": "guarded", "id": 1}'
+    async with serving(mount=("/rpc", app)) as served:
+        url = f"{served.url}/rpc"
+        async with httpx.AsyncClient() as client:
+            bare = await client.post(url, content=xml_call, headers={"content-type": "text/xml"})
+            assert bare.status_code == 401
+            assert bare.headers["www-authenticate"].startswith('Digest realm="rpc"')
+            auth = httpx.DigestAuth("hans", "secret")
+            answered = await client.post(url, content=xml_call, headers={"content-type": "text/xml"},
+                                         auth=auth)
+            assert xmlrpc.client.loads(answered.content)[0] == ("in",)
+            answered = await client.post(url, content=json_call,
+                                         headers={"content-type": "application/json-rpc"}, auth=auth)
+            assert answered.json() == {"jsonrpc": "2.0", "result": "in", "id": 1}
+            wrong = httpx.DigestAuth("hans", "wrong")
+            refused = await client.post(url, content=xml_call, headers={"content-type": "text/xml"},
+                                        auth=wrong)
+            assert refused.status_code == 401
+
+
 async def test_multicall_gives_one_answer_per_call() -> None:
     async with serving(mount=("/", make_app())) as served:
         def run() -> list[Any]:

@@ -30,7 +30,8 @@ from tests.support.processes import free_port, stop, wait_until_serving
 from tests.support.servers import serving
 
 SITE = "tests.saddle.seedsite"
-PICNIC = (Path(__file__).parent / "seedsite" / "mypicnic.mp4").read_bytes()
+SITEDIR = Path(__file__).parent / "seedsite"
+PICNIC = (SITEDIR / "mypicnic.mp4").read_bytes()
 
 
 async def test_basics_mounted_at_math() -> None:
@@ -306,8 +307,9 @@ async def test_larger_app_with_saddlery(tmp_path: Path) -> None:
     static = tmp_path / "static"
     static.mkdir()
     (static / "logo.txt").write_text("static")
-    mounts = [("/site", f"{SITE}.larger.app:app"), ("/service", f"{SITE}.basics:app"),
-              ("/service/trade", f"{SITE}.jinja:app"), ("/", str(static))]
+    # "Mount Multiple Microservices": ("/service", ("/service/app", "app")), a file path without .py
+    mounts = [("/site", f"{SITE}.larger.app:app"), ("/service", (str(SITEDIR / "basics"), "app")),
+              ("/service/trade", (str(SITEDIR / "jinja"), "app")), ("/", str(static))]
     async with client_for(mounts) as client:
 
         async def traced(path: str) -> tuple[httpx.Response, list[str]]:

@@ -127,6 +127,7 @@ def test_unknown_option_is_an_error_naming_it() -> None:
         ({"mount": ("/", "no/such/dir")}, "not a directory"),
         ({"mount": ("/", "no_such_module_xyz:app")}, "cannot import"),
         ({"mount": ("/", 42)}, "cannot mount"),
+        ({"mount": ("/", ("/no/such/service/app", "app"))}, "no such file: '/no/such/service/app'"),
         ({"keep_alive_timeout": -1}, "keep_alive_timeout"),
     ],
 )
