@@ -6,6 +6,7 @@
 #   bash bench/run.sh ws              # WebSocket echo: 1,000 connections x 20 messages
 #   DUR=2 REPS=1 bash bench/run.sh    # check the commands work (figures meaningless)
 #   PARSER=h11 bash bench/run.sh      # HTTP/1.1 on h11 instead of the default (auto)
+#   TAG=gthread PEERS=gunicorn-gthread REPS=5 bash bench/run.sh   # a narrower run, its own results file
 #   bash bench/run.sh orig            # the original Skitai (PyPI 0.57.16) against the same peers
 #
 # Uses the shared harness (SHARED_BENCH, default ../shared/bench next to this
@@ -57,7 +58,7 @@ for backend in $BACKENDS; do
     else
         EXTRA_NAME="skitai-$backend" EXTRA_MODE="wsgi, anyio/$backend, ${PARSER:-auto}" \
         EXTRA_CMD="$(command_for "$backend" "")" \
-        SERVERS="extra,$PEERS" OUT="$ROOT/bench/results/anchors-$backend${PARSER:+-$PARSER}.md" \
+        SERVERS="extra,$PEERS" OUT="$ROOT/bench/results/anchors-$backend${PARSER:+-$PARSER}${TAG:+-$TAG}.md" \
             bash "$SHARED/run_anchors.sh"
     fi
 done

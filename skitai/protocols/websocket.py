@@ -167,6 +167,7 @@ class WebSocketConnection:
         "_room",
         "_tasks",
         "_tunnel",
+        "_undrained",
         "_writing",
         "_ws",
         "broken",
@@ -210,6 +211,7 @@ class WebSocketConnection:
         self._messages: MessageQueue | None = None  # serve(): where messages wait for receive()
         self._app_reading = False  # serve(): the app is reading inside receive()
         self._background = False  # serve(): a reader task has joined the app
+        self._undrained = False  # serve(): wsproto holds frames not yet turned into messages
         now = time.monotonic()
         self._app_left = now  # serve(): when the app last left receive()
         self._last_received = now
@@ -340,6 +342,9 @@ class WebSocketConnection:
         if self._ws.state is ConnectionState.CLOSED or self.broken:
             return False
         try:
+            if self._undrained:
+                self._undrained = False
+                return await self._act()
             data = await self._tunnel.receive()
             self._last_received = time.monotonic()
             if not data:
@@ -347,6 +352,9 @@ class WebSocketConnection:
             step = self._inflate_step
             if step and len(data) > step:
                 for start in range(0, len(data), step):
+                    if self._undrained:  # kept compressed until the app wants more
+                        self._ws.receive_data(data[start:])
+                        break
                     if not await self._feed(data[start:start + step]):
                         return False
                 return True
@@ -361,15 +369,28 @@ class WebSocketConnection:
 
     async def _feed(self, data: bytes) -> bool:
         """Give wsproto bytes and act on its events; False once the session is over."""
-        ws = self._ws
-        if ws.state is ConnectionState.CLOSED:
+        if self._ws.state is ConnectionState.CLOSED:
             return False
-        ws.receive_data(data)
+        self._ws.receive_data(data)
+        return await self._act()
+
+    async def _act(self) -> bool:
+        """Act on wsproto's events; False once the session is over.
+
+        wsproto inflates a frame only as its event is taken. While the app
+        reads for itself (it cannot be made to wait for room) and a queue's
+        worth of messages waits, the rest stays in wsproto until the app asks
+        again: what waits stays within `websocket_queue` plus one message.
+        """
+        ws = self._ws
         for event in ws.events():
             if isinstance(event, TextMessage | BytesMessage):
                 message = self._assemble(event)
                 if message is not None:
                     await self._deliver(message)
+                    if self._app_reading and self._messages is not None and self._messages.full:
+                        self._undrained = True
+                        return True
             elif isinstance(event, Ping):
                 if ws.state is ConnectionState.OPEN:
                     await self._write(ws.send(event.response()))

@@ -6,7 +6,7 @@ bytes, answered by `101` with the key's `Sec-WebSocket-Accept`. Over HTTP/2
 (RFC 8441) it is an extended CONNECT with `:protocol websocket`, answered by
 200, without key or accept. Both may offer subprotocols and extensions; the
 server picks one subprotocol and accepts permessage-deflate (RFC 7692) with
-the parameters the client offered, through wsproto's negotiation.
+the parameters of the first offer it can honour.
 
 Browsers always send `Origin`; a page may only open a WebSocket to the
 server it came from, or to an origin of the configured allow-list (exact
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wsproto.extensions import Extension
-from wsproto.handshake import server_extensions_handshake
 from wsproto.utilities import generate_accept_token
 
 from skitai.errors import HandshakeRefused
@@ -107,11 +107,40 @@ def accept_headers(
                     (b"Sec-WebSocket-Accept", generate_accept_token(offer.key))]
     if subprotocol is not None:
         headers.append((b"Sec-WebSocket-Protocol", subprotocol.encode("latin-1")))
-    if offer.extensions and extensions:
-        accepted = server_extensions_handshake(offer.extensions, extensions)
-        if accepted:
-            headers.append((b"Sec-WebSocket-Extensions", accepted))
+    accepted = negotiate_extensions(offer.extensions, extensions)
+    if accepted:
+        headers.append((b"Sec-WebSocket-Extensions", accepted))
     return headers
+
+
+def negotiate_extensions(offers: Sequence[str], extensions: list[Extension]) -> bytes | None:
+    """Agree on extensions; `extensions` keeps only those accepted, configured by their offer.
+
+    RFC 7692 5.1: of several offers of one extension the server takes the
+    first it can honour, and only that offer's parameters apply (wsproto's
+    own negotiation feeds every offer to one instance, so settings of an
+    earlier offer would linger). An offer with parameters that do not parse
+    is declined, never an error: the session goes on without the extension.
+    """
+    answers: list[bytes] = []
+    for index, extension in reversed(list(enumerate(extensions))):
+        for offered in offers:
+            if offered.split(";", 1)[0].strip() != extension.name:
+                continue
+            candidate = copy.deepcopy(extension)
+            try:
+                answer = candidate.accept(offered)
+            except (ValueError, TypeError):
+                continue
+            if answer is None or answer is False:
+                continue
+            extensions[index] = candidate
+            params = "" if answer is True else answer
+            answers.append(extension.name.encode("ascii") + (b"; " + params.encode("ascii") if params else b""))
+            break
+        else:
+            del extensions[index]
+    return b", ".join(reversed(answers)) or None
 
 
 def _valid_key(key: bytes) -> bool:

@@ -45,6 +45,11 @@ class MessageQueue:
         if self._arrived is not None:
             self._arrived.set()
 
+    @property
+    def full(self) -> bool:
+        """`limit` bytes or more wait."""
+        return self._size >= self._limit
+
     def end(self, code: int, reason: str) -> None:
         self.ended = (code, reason)
         for event in (self._arrived, self._room):

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 
 import anyio
+from wsproto.connection import Connection, ConnectionType
+from wsproto.extensions import PerMessageDeflate
 
 import skitai
+from skitai.protocols.websocket import BACKGROUND_AFTER
 from tests.support.servers import serving
-from tests.support.wsraw import TEXT, RawWebSocket, frame
+from tests.support.wsraw import BINARY, TEXT, RawWebSocket, frame
 
 PIECE = 64 * 1024
 COUNT = 300  # 19 MiB each way: more than the kernel's buffers and ours together
@@ -123,3 +127,45 @@ async def test_a_slow_room_member_is_closed_1008_and_the_others_get_everything()
         finally:
             await slow.aclose()
             await fast.aclose()
+
+
+def deflated(message: bytes) -> bytes:
+    """A binary message compressed as permessage-deflate sends it (RFC 7692 7.2.1), framed."""
+    compressor = zlib.compressobj(wbits=-15)
+    payload = compressor.compress(message) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    return frame(BINARY, payload[:-4], rsv=4)
+
+
+async def test_compressed_messages_wait_within_the_queue_limit() -> None:
+    """Regression: while an app read for itself, one read of compressed frames was inflated
+    whole into its queue: 40 MiB waiting behind a 256 KiB limit, from 40 KiB on the wire."""
+    big, count = 1 << 20, 40
+    go = anyio.Event()
+    queued: list[int] = []
+
+    @skitai.websocket
+    async def slow_reader(ws: skitai.WebSocket) -> None:
+        total = len(await ws.receive())
+        await go.wait()
+        for _ in range(count - 1):
+            total += len(await ws.receive())
+        await ws.send(str(total))
+
+    async with serving(mount=("/", slow_reader), websocket_queue=QUEUE) as srv:
+        ws = await RawWebSocket.open(srv.port, headers=[("Sec-WebSocket-Extensions", "permessage-deflate")])
+        try:
+            assert ws.header(b"sec-websocket-extensions") == b"permessage-deflate"
+            deflate = PerMessageDeflate()
+            deflate.finalize("permessage-deflate")
+            ws.ws = Connection(ConnectionType.CLIENT, [deflate])  # the reply comes compressed
+            await ws.send(b"".join(deflated(bytes(big)) for _ in range(count)))
+            (session,) = srv.server.websockets.sessions
+            queued.append(await until_still(lambda: session._messages._size))
+            await anyio.sleep(BACKGROUND_AFTER)  # a reader joins the app that stays away...
+            queued.append(await until_still(lambda: session._messages._size))  # ...and waits for room
+            go.set()
+            assert await ws.next_event() == str(count * big)
+        finally:
+            await ws.aclose()
+    assert max(queued) <= QUEUE + big
+    assert queued[1] > 0  # the reader did join

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -156,3 +157,31 @@ async def test_static_directories_do_not_take_websockets(tmp_path: Any) -> None:
     (tmp_path / "index.html").write_text("hi")
     async with serving(mount=[("/", str(tmp_path))]) as srv:
         assert (await answer(srv.port, [], "/index.html")).status == 404
+
+
+@pytest.mark.parametrize(("offer", "accepted"), [
+    pytest.param("permessage-deflate; server_max_window_bits=abc", None, id="unparsable window bits"),
+    pytest.param("permessage-deflate; client_max_window_bits=99", None, id="window bits out of range"),
+    pytest.param("permessage-deflate; server_max_window_bits=abc, permessage-deflate",
+                 b"permessage-deflate", id="the next offer is taken"),
+    pytest.param("permessage-deflate; client_max_window_bits=9; client_no_context_takeover, "
+                 "permessage-deflate", b"permessage-deflate; client_no_context_takeover; "
+                 b"client_max_window_bits=9", id="the first offer alone configures it"),
+    pytest.param("x-unknown, permessage-deflate; server_no_context_takeover",
+                 b"permessage-deflate; server_no_context_takeover", id="unknown extensions ignored"),
+])
+async def test_deflate_offers_are_negotiated_never_fatal(
+    offer: str, accepted: bytes | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: an offer wsproto could not parse escaped as ValueError, an ERROR and a drop."""
+    async with serving(mount=("/", echo)) as srv:
+        ws = await RawWebSocket.open(srv.port, headers=[("Sec-WebSocket-Extensions", offer)])
+        try:
+            assert ws.status == 101
+            assert ws.header(b"sec-websocket-extensions") == accepted
+            if accepted is None:  # no compression: the raw client can talk to it
+                await ws.send(frame(TEXT, b"plain"))
+                assert await ws.next_event() == "plain"
+        finally:
+            await ws.aclose()
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
