@@ -136,7 +136,8 @@ def negotiate_extensions(offers: Sequence[str], extensions: list[Extension]) -> 
                 continue
             extensions[index] = candidate
             params = "" if answer is True else answer
-            answers.append(extension.name.encode("ascii") + (b"; " + params.encode("ascii") if params else b""))
+            answers.append(f"{extension.name}; {params}".encode("ascii") if params
+                           else extension.name.encode("ascii"))
             break
         else:
             del extensions[index]
