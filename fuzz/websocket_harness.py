@@ -146,9 +146,10 @@ def decode(output: bytes, compressed: bool) -> Outcome:
     return Outcome(tuple(messages), tuple(pongs), close)
 
 
-def reference(data: bytes, compressed: bool) -> tuple[list[Data], int | None]:
+def reference(data: bytes, compressed: bool) -> tuple[list[Data], int | None, int | None]:
     """What a plain wsproto server reads from `data`: the complete messages up to its
-    first close, and the client's close code if that close is the client's own."""
+    first close, the client's close code if that close is the client's own, and the
+    code wsproto fails with if a protocol error comes first."""
     server = Connection(ConnectionType.SERVER, deflate() if compressed else [])
     server.receive_data(data)
     messages: list[Data] = []
@@ -160,8 +161,10 @@ def reference(data: bytes, compressed: bool) -> tuple[list[Data], int | None]:
                 messages.append(_joined(parts))
                 parts = []
         elif isinstance(event, CloseConnection):
-            return messages, event.code if server.state is ConnectionState.REMOTE_CLOSING else None
-    return messages, None
+            if server.state is ConnectionState.REMOTE_CLOSING:
+                return messages, event.code, None
+            return messages, None, event.code
+    return messages, None, None
 
 
 def _joined(parts: list[Data]) -> Data:
