@@ -149,7 +149,9 @@ class _Call:
             status = _HTTP_TO_GRPC.get(int(exc.status[:3]), Status.UNKNOWN)
             message = exc.message or exc.status
         except Exception as exc:
-            app_log.error("gRPC %s failed", self.environ.get("REQUEST_URI"), exc_info=exc)
+            was = self.environ.get("skitai.was")
+            if was is None or was._noted is not exc:  # the hooks log what passes through them
+                app_log.error("gRPC %s failed", self.environ.get("REQUEST_URI"), exc_info=exc)
             status = Status.UNKNOWN
             debug = getattr(self.app, "debug", False)
             message = f"{type(exc).__name__}: {exc}" if debug else "handler failed"
@@ -168,6 +170,7 @@ class _Call:
             raise GrpcError(Status.UNIMPLEMENTED, f"no route for {self.environ.get('PATH_INFO')}")
         route = found.route
         was = RequestWas(self.app, self.environ, route, b"")
+        was.grpc = True
         self.environ["skitai.was"] = was
         if route.authenticate or self.app.authenticate:
             refusal = await anyio.to_thread.run_sync(self.app.check_access, was, route)

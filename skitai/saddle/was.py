@@ -27,6 +27,7 @@ from typing import Any
 from skitai.context import Was
 from skitai.saddle.cookies import CookieJar
 from skitai.saddle.errors import HTTPError, log_answer
+from skitai.saddle.grpc_wire import GrpcError
 from skitai.saddle.request import AttrDict, Request
 from skitai.saddle.response import Response
 
@@ -57,6 +58,7 @@ class RequestWas(Was):
         self._committed = False
         self._closers: list[Callable[[], None]] | None = None
         self._noted: BaseException | None = None
+        self.grpc = False  # a gRPC call, where a GrpcError is an answer, not a failure
 
     @property
     def request(self) -> Request:
@@ -156,6 +158,8 @@ class RequestWas(Was):
         self._noted = exc
         if isinstance(exc, HTTPError):
             log_answer(self.env, exc)
+        elif self.grpc and isinstance(exc, GrpcError):
+            pass  # the call's chosen status: logged with it by skitai.saddle.grpc_serving
         else:
             app_log.error("[%s] %s %s failed", self.txnid(), self.env.get("REQUEST_METHOD"),
                           self.env.get("REQUEST_URI"), exc_info=exc_info)

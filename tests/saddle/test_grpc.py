@@ -1,9 +1,13 @@
 """gRPC serving with the real grpcio client: the four call kinds, async handlers, deadlines,
-compression, status codes, TLS; and hostile frames from a raw h2 client."""
+compression, status codes, TLS, hooks and authentication; and, from a raw h2 client, hostile
+frames and the compressed responses grpcio would decompress without a word."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import importlib
+import logging
 import struct
 import sys
 import zlib
@@ -11,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import unquote
 
 import anyio
 import grpc
@@ -18,7 +23,7 @@ import pytest
 import trustme
 from grpc_tools import protoc
 
-from skitai.saddle import Saddle
+from skitai.saddle import GrpcError, GrpcStatus, Saddle
 from tests.support.h2peer import H2Peer
 from tests.support.servers import Served, serving
 
@@ -155,31 +160,171 @@ async def test_over_tls(app: ModuleType, pb: ModuleType, tmp_path: Path) -> None
 
 
 async def test_the_acceptance_probe(tmp_path: Path) -> None:
-    """../shared/acceptance/grpc_probe.py's service: acceptance.Echo/Say, stub and raw bytes."""
+    """The acceptance probe's service, acceptance.Echo/Say, compiled here: it answers a call
+    through the generated stub and a generic call that sends and receives raw serialized bytes."""
     proto = tmp_path / "echo.proto"
     proto.write_text('syntax = "proto3"; package acceptance; message Msg { string text = 1; }\n'
                      "service Echo { rpc Say (Msg) returns (Msg); }\n")
-    assert protoc.main(["protoc", f"-I{tmp_path}", f"--python_out={tmp_path}", str(proto)]) == 0
+    assert protoc.main(["protoc", f"-I{tmp_path}", f"--python_out={tmp_path}",
+                        f"--grpc_python_out={tmp_path}", str(proto)]) == 0
     sys.path.insert(0, str(tmp_path))
     try:
         echo_pb2 = importlib.import_module("echo_pb2")
+        echo_pb2_grpc = importlib.import_module("echo_pb2_grpc")
     finally:
         sys.path.remove(str(tmp_path))
     echo = Saddle(__name__)
 
     @echo.route("/Say")
     def say(was: Any, msg: Any) -> Any:
-        return msg
+        return echo_pb2.Msg(text=f"echo: {msg.text}")
 
     async with serving(mount=("/acceptance.Echo", echo)) as srv:
-        def work() -> Any:
+        def work() -> tuple[str, bytes]:
             with grpc.insecure_channel(f"{srv.host}:{srv.port}") as channel:
-                raw = channel.unary_unary("/acceptance.Echo/Say")
-                payload = echo_pb2.Msg(text="raw bytes").SerializeToString()
-                return raw(payload, timeout=10) == payload
+                by_stub = echo_pb2_grpc.EchoStub(channel).Say(echo_pb2.Msg(text="hello grpc"), timeout=10)
+                raw = channel.unary_unary("/acceptance.Echo/Say")  # no (de)serializer: bytes both ways
+                return by_stub.text, raw(echo_pb2.Msg(text="raw bytes").SerializeToString(), timeout=10)
 
         with anyio.fail_after(30):
-            assert await anyio.to_thread.run_sync(work)
+            by_stub, by_bytes = await anyio.to_thread.run_sync(work)
+    assert by_stub == "echo: hello grpc"
+    assert by_bytes == echo_pb2.Msg(text="echo: raw bytes").SerializeToString()
+
+
+def hooked_app(pb: ModuleType, calls: list[str]) -> Saddle:
+    """GetFeature (a worker thread) and GetFeatureAsync (the event loop) inside every request hook.
+
+    before_request answers latitude 7 itself and refuses latitude 8 with a GrpcError; the
+    handlers break at latitude 9.
+    """
+    hooked = Saddle(__name__)
+
+    @hooked.before_request
+    def before(was):
+        point = was.request.args["point"]
+        calls.append(f"before {point.latitude}")
+        if point.latitude == 7:
+            return pb.Feature(name="answered by before_request", location=point)
+        if point.latitude == 8:
+            raise GrpcError(GrpcStatus.FAILED_PRECONDITION, "refused by before_request")
+        was.g.seen = point.latitude
+        return None
+
+    @hooked.finish_request
+    def finish(was):
+        calls.append("finish")
+
+    @hooked.failed_request
+    def failed(was, exc_info):
+        calls.append(f"failed {exc_info[0].__name__}")
+
+    @hooked.teardown_request
+    def teardown(was):
+        calls.append("teardown")
+
+    @hooked.route("/GetFeature")
+    def get_feature(was, point):
+        calls.append("handler")
+        if point.latitude == 9:
+            raise ValueError("the handler broke")
+        return pb.Feature(name=f"seen {was.g.seen}", location=point)
+
+    @hooked.route("/GetFeatureAsync")
+    async def get_feature_async(was, point):
+        calls.append("handler")
+        if point.latitude == 9:
+            raise ValueError("the handler broke")
+        return pb.Feature(name=f"seen {was.g.seen}", location=point)
+
+    return hooked
+
+
+@pytest.mark.parametrize("method", ["GetFeature", "GetFeatureAsync"])
+async def test_request_hooks_apply_to_grpc_routes(pb: ModuleType, method: str,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """The app's hooks run around a gRPC handler in the usual order; a before_request result is
+    the response message, and a GrpcError it raises ends the call with its status. Each call
+    that does not end OK is one log line: a warning for a chosen status, an error with the
+    traceback for a crash."""
+    calls: list[str] = []
+
+    def ask(latitude: int) -> Any:
+        return status_of(lambda g: getattr(g, method)(pb.Point(latitude=latitude), timeout=10))
+
+    def named(latitude: int) -> Any:
+        return lambda g: getattr(g, method)(pb.Point(latitude=latitude), timeout=10).name
+
+    async with serving(mount=(SERVICE, hooked_app(pb, calls))) as srv:
+        assert await call(srv, named(3)) == "seen 3"
+        assert calls == ["before 3", "handler", "finish", "teardown"]
+        calls.clear()
+        assert await call(srv, named(7)) == "answered by before_request"
+        assert calls == ["before 7", "teardown"]
+        calls.clear()
+        with caplog.at_level(logging.INFO, "skitai.app"):
+            assert await call(srv, ask(8)) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                               "refused by before_request")
+        assert calls == ["before 8", "failed GrpcError", "teardown"]
+        logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("skitai.app")]
+        assert logged == [(logging.WARNING,
+                           f"gRPC {SERVICE}/{method}: FAILED_PRECONDITION refused by before_request")]
+        calls.clear()
+        caplog.clear()
+        with caplog.at_level(logging.INFO, "skitai.app"):
+            assert await call(srv, ask(9)) == (grpc.StatusCode.UNKNOWN, "handler failed")
+        assert calls == ["before 9", "handler", "failed ValueError", "teardown"]
+        crashes = [r for r in caplog.records if r.name.startswith("skitai.app")]
+        assert len(crashes) == 1 and crashes[0].levelno == logging.ERROR
+        assert crashes[0].exc_info is not None and str(crashes[0].exc_info[1]) == "the handler broke"
+
+
+def guarded_app(pb: ModuleType, calls: list[str], *, realm: str | None) -> Saddle:
+    guarded = Saddle(__name__)
+    guarded.authorization = "basic"
+    guarded.realm = realm
+    guarded.users = {"app": "iamyourpartnerapp"}
+
+    @guarded.route("/GetFeature", authenticate=True)
+    def get_feature(was, point):
+        calls.append(was.request.user.name)
+        return pb.Feature(name=f"for {was.request.user.name}", location=point)
+
+    return guarded
+
+
+def basic(user: str, password: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()),)
+
+
+async def test_authentication_on_a_grpc_route(pb: ModuleType) -> None:
+    """`route(authenticate=True)`: credentials in the `authorization` metadata are checked before
+    the handler runs; none or wrong ones end the call UNAUTHENTICATED."""
+    calls: list[str] = []
+
+    def get(metadata: Any = ()) -> Any:
+        return status_of(lambda g: g.GetFeature(pb.Point(latitude=1), timeout=10, metadata=metadata))
+
+    async with serving(mount=(SERVICE, guarded_app(pb, calls, realm="gRPC area"))) as srv:
+        anonymous = await call(srv, get())
+        wrong = await call(srv, get(basic("app", "nope")))
+        name = await call(srv, lambda g: g.GetFeature(pb.Point(latitude=1), timeout=10,
+                                                      metadata=basic("app", "iamyourpartnerapp")).name)
+    assert anonymous[0] == wrong[0] == grpc.StatusCode.UNAUTHENTICATED
+    assert name == "for app"
+    assert calls == ["app"]  # the refused calls never reached the handler
+
+
+async def test_authentication_without_a_realm_refuses_every_grpc_call(pb: ModuleType) -> None:
+    """Authentication fails closed: with no realm configured even good credentials get
+    PERMISSION_DENIED."""
+    calls: list[str] = []
+    async with serving(mount=(SERVICE, guarded_app(pb, calls, realm=None))) as srv:
+        anonymous = await call(srv, status_of(lambda g: g.GetFeature(pb.Point(), timeout=10)))
+        credited = await call(srv, status_of(lambda g: g.GetFeature(
+            pb.Point(), timeout=10, metadata=basic("app", "iamyourpartnerapp"))))
+    assert anonymous[0] == credited[0] == grpc.StatusCode.PERMISSION_DENIED
+    assert calls == []
 
 
 # ------------------------------------------------------------------ hostile frames
@@ -192,10 +337,22 @@ def message(data: bytes, flag: int = 0, length: int | None = None) -> bytes:
 GRPC_HEADERS = [(b"content-type", b"application/grpc"), (b"te", b"trailers")]
 
 
-async def raw_call(srv: Served, body: bytes, headers: list[tuple[bytes, bytes]] = GRPC_HEADERS) -> Any:
+def messages(data: bytes) -> list[tuple[int, bytes]]:
+    """(compressed flag, bytes) of each length-prefixed message in a response body."""
+    found = []
+    while data:
+        flag, length = struct.unpack(">BI", data[:5])
+        assert len(data) >= 5 + length, "a message cut short"
+        found.append((flag, data[5:5 + length]))
+        data = data[5 + length:]
+    return found
+
+
+async def raw_call(srv: Served, body: bytes, headers: list[tuple[bytes, bytes]] = GRPC_HEADERS,
+                   method: str = "GetFeature") -> Any:
     peer = await (await H2Peer.connect(srv.host, srv.port)).start()
     try:
-        sid = await peer.request(b"POST", f"{SERVICE}/GetFeature".encode(), headers, body=body)
+        sid = await peer.request(b"POST", f"{SERVICE}/{method}".encode(), headers, body=body)
         return await peer.response(sid)
     finally:
         await peer.aclose()
@@ -215,13 +372,44 @@ async def raw_call(srv: Served, body: bytes, headers: list[tuple[bytes, bytes]] 
     ("a gzip bomb", message(zlib.compress(b"\0" * (8 << 20)), flag=1), [(b"grpc-encoding", b"deflate")], 8),
 ])
 async def test_hostile_calls_get_a_status(app: ModuleType, what: str, body: bytes,
-                                          extra: list[tuple[bytes, bytes]], status: int) -> None:
+                                          extra: list[tuple[bytes, bytes]], status: int,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Each ends with its status, and one warning naming the call, the status and the reason."""
     async with serving(mount=(SERVICE, app.app)) as srv:
-        result = await raw_call(srv, body, [*GRPC_HEADERS, *extra])
-        after = await raw_call(srv, message(b"\x08\x02\x10\x03"))  # the server goes on
+        with caplog.at_level(logging.INFO, "skitai.app"):
+            result = await raw_call(srv, body, [*GRPC_HEADERS, *extra])
+            after = await raw_call(srv, message(b"\x08\x02\x10\x03"))  # the server goes on
     assert result.status == 200 and result.trailers is not None, what
-    assert dict(result.trailers)[b"grpc-status"] == str(status).encode(), (what, result.trailers)
+    trailers = dict(result.trailers)
+    assert trailers[b"grpc-status"] == str(status).encode(), (what, result.trailers)
     assert dict(after.trailers or [])[b"grpc-status"] == b"0"
+    reason = unquote(trailers[b"grpc-message"].decode())
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("skitai.app")]
+    expected = f"gRPC {SERVICE}/GetFeature: {GrpcStatus(status).name} {reason}"
+    assert logged == [(logging.WARNING, expected)], what
+
+
+async def test_responses_are_compressed_when_the_client_asks(app: ModuleType, pb: ModuleType) -> None:
+    """A client that compresses with gzip and accepts gzip gets `grpc-encoding: gzip` and gzip
+    messages with the compressed flag set, from 1 KiB up; one that does not accept it gets plain
+    messages. grpcio would decompress without a word: a raw h2 client sees the bytes."""
+    big = pb.RouteNote(location=pb.Point(latitude=1), message="x" * 5000)
+    small = pb.RouteNote(location=pb.Point(latitude=2), message="s")
+    # RouteChat answers each note with the earlier ones at its point: big, then small.
+    body = b"".join(message(gzip.compress(n.SerializeToString()), flag=1) for n in (big, big, small, small))
+    sent = [*GRPC_HEADERS, (b"grpc-encoding", b"gzip")]
+    async with serving(mount=(SERVICE, app.app)) as srv:
+        packed = await raw_call(srv, body, [*sent, (b"grpc-accept-encoding", b"identity,gzip")], "RouteChat")
+        plain = await raw_call(srv, body, [*sent, (b"grpc-accept-encoding", b"identity")], "RouteChat")
+    for result in (packed, plain):
+        assert result.status == 200 and dict(result.trailers or [])[b"grpc-status"] == b"0"
+    assert packed.header(b"grpc-encoding") == b"gzip"
+    (big_flag, big_bytes), (small_flag, small_bytes) = messages(bytes(packed.data))
+    assert big_flag == 1 and len(big_bytes) < 1000
+    assert gzip.decompress(big_bytes) == big.SerializeToString()
+    assert (small_flag, small_bytes) == (0, small.SerializeToString())  # under 1 KiB: not worth it
+    assert plain.header(b"grpc-encoding") is None
+    assert messages(bytes(plain.data)) == [(0, big.SerializeToString()), (0, small.SerializeToString())]
 
 
 @pytest.mark.parametrize("method", [b"Slow", b"SlowAsync"])

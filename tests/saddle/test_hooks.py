@@ -117,6 +117,68 @@ async def test_nested_parts() -> None:
     assert calls[:3] == ["app.before_request", "sub-app.before_request", "deep"]
 
 
+def three_levels(calls: list[str], replaces: str | None = None) -> Saddle:
+    """app -> part at /part -> sub at /part/sub, each with all four hooks; `replaces` names the
+    level whose failed_request answers instead of letting the exception go on."""
+    app, part, sub = Saddle(__name__), Saddlery(), Saddlery()
+    for name, level in (("app", app), ("part", part), ("sub", sub)):
+        traced(name, calls, level, fail_replaces=name == replaces)
+
+    @sub.route("/deep")
+    def deep(was, **form):
+        calls.append("deep")
+        if form.get("fail"):
+            raise ValueError("failed on purpose")
+        return "deep"
+
+    @sub.route("/deep-async")
+    async def deep_async(was, **form):
+        calls.append("deep")
+        if form.get("fail"):
+            raise ValueError("failed on purpose")
+        return "deep"
+
+    part.mount("/sub", sub)
+    app.mount("/part", part)
+    return app
+
+
+@pytest.mark.parametrize("path", ["/part/sub/deep", "/part/sub/deep-async"], ids=["sync", "async"])
+async def test_hooks_of_nested_parts_in_full(path: str) -> None:
+    """Each level's hooks wrap the next level's, down to the handler, for success, a
+    short-circuit, a failure going all the way out and a failure one level replaces."""
+    calls: list[str] = []
+    async with client_for(("/", three_levels(calls))) as client:
+        assert (await client.get(path)).text == "deep"
+        assert calls == [
+            "app.before_request", "part.before_request", "sub.before_request", "deep",
+            "sub.finish_request", "sub.teardown_request",
+            "part.finish_request", "part.teardown_request",
+            "app.finish_request", "app.teardown_request",
+        ]
+        calls.clear()
+        assert (await client.get(path, params={"stop": "part"})).text == "stopped by part"
+        assert calls == ["app.before_request", "part.before_request", "part.teardown_request",
+                         "app.finish_request", "app.teardown_request"]
+        calls.clear()
+        assert (await client.get(path, params={"fail": "1"})).status_code == 500
+        assert calls == [
+            "app.before_request", "part.before_request", "sub.before_request", "deep",
+            "sub.failed_request ValueError", "sub.teardown_request",
+            "part.failed_request ValueError", "part.teardown_request",
+            "app.failed_request ValueError", "app.teardown_request",
+        ]
+    calls.clear()
+    async with client_for(("/", three_levels(calls, replaces="part"))) as client:
+        assert (await client.get(path, params={"fail": "1"})).text == "replaced by part"
+    assert calls == [
+        "app.before_request", "part.before_request", "sub.before_request", "deep",
+        "sub.failed_request ValueError", "sub.teardown_request",
+        "part.failed_request ValueError", "part.teardown_request",
+        "app.finish_request", "app.teardown_request",
+    ]
+
+
 async def test_failed_request_returning_a_response() -> None:
     app = Saddle(__name__)
 

@@ -78,6 +78,112 @@ async def test_was_in_flask_views(caplog: pytest.LogCaptureFixture) -> None:
     assert gtxnid.startswith("GTID-")
 
 
+OVERLAPPING = 4  # requests held together at once; the server gets as many worker threads
+
+
+class Gate:
+    """Lets waiters through once `count` of them are waiting: their requests overlap for sure.
+
+    One for worker threads (a barrier) and one for the event loop; each wait is bounded.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.barrier = threading.Barrier(count, timeout=10)
+        self.waiting = 0
+        self.opened = anyio.Event()
+
+    def wait(self) -> None:
+        self.barrier.wait()
+
+    async def wait_async(self) -> None:
+        self.waiting += 1
+        if self.waiting == self.count:
+            self.opened.set()
+        with anyio.fail_after(10):
+            await self.opened.wait()
+
+
+def gated_saddle(gate: Gate) -> Saddle:
+    app = Saddle(__name__)
+
+    @app.before_request
+    def before(was):
+        assert not hasattr(was.g, "token")
+        was.g.token = was.request.args["token"]
+
+    def seen(was, token):
+        return {"token": token, "args": was.request.args["token"], "g": was.g.token,
+                "query": was.env["QUERY_STRING"], "current": context.was.request.args["token"],
+                "current_g": context.was.g.token, "port": was.env.get("REMOTE_PORT")}
+
+    @app.route("/sync")
+    def sync_view(was, token):
+        gate.wait()  # every request is in a worker thread at once
+        return seen(was, token)
+
+    @app.route("/async")
+    async def async_view(was, token):
+        await gate.wait_async()  # every request is a task on the loop at once
+        return seen(was, token)
+
+    return app
+
+
+async def overlapping_gets(client: httpx.AsyncClient, path: str) -> dict[str, httpx.Response]:
+    responses: dict[str, httpx.Response] = {}
+
+    async def get(token: str) -> None:
+        responses[token] = await client.get(path, params={"token": token})
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            for i in range(OVERLAPPING):
+                tg.start_soon(get, f"t{i}")
+    return responses
+
+
+@pytest.mark.parametrize("path", ["/sync", "/async"])
+@pytest.mark.parametrize("http2", [False, True], ids=["http1", "http2"])
+async def test_was_is_per_request_under_concurrency(path: str, http2: bool) -> None:
+    """Overlapping requests each see their own `was.request`, `was.g` and `from skitai import was`:
+    over HTTP/1.1 on as many connections, over HTTP/2 as concurrent streams of one."""
+    gate = Gate(OVERLAPPING)
+    async with client_for(("/", gated_saddle(gate)), http2=http2, threads=OVERLAPPING) as client:
+        responses = await overlapping_gets(client, path)
+    seen = {token: response.json() for token, response in responses.items()}
+    for token, answer in seen.items():
+        assert answer.pop("port") is not None
+        assert answer == {"token": token, "args": token, "g": token, "query": f"token={token}",
+                          "current": token, "current_g": token}
+    ports = {response.json()["port"] for response in responses.values()}
+    versions = {response.http_version for response in responses.values()}
+    if http2:
+        assert versions == {"HTTP/2"} and len(ports) == 1
+    else:
+        assert versions == {"HTTP/1.1"} and len(ports) == OVERLAPPING
+
+
+async def test_was_is_per_request_in_concurrent_flask_views() -> None:
+    """Flask views in overlapping worker threads each get the `was` of their own request."""
+    gate = Gate(OVERLAPPING)
+    app = flask.Flask(__name__)
+
+    @app.route("/gated")
+    def gated() -> Any:
+        token = flask.request.args["token"]
+        gate.wait()
+        return flask.jsonify(token=token, query=was.env["QUERY_STRING"], txnid=was.txnid(),
+                             same_env=was.env is flask.request.environ)
+
+    async with client_for(("/", app), threads=OVERLAPPING) as client:
+        responses = await overlapping_gets(client, "/gated")
+    answers = {token: response.json() for token, response in responses.items()}
+    for token, answer in answers.items():
+        assert (answer["token"], answer["query"], answer["same_env"]) == (token, f"token={token}", True)
+    assert len({answer["txnid"] for answer in answers.values()}) == OVERLAPPING
+
+
 async def test_was_in_a_raw_wsgi_app_and_its_body() -> None:
     async with client_for(("/", raw_app)) as client:
         assert (await client.get("/")).json() == {"json": {"a": [1, 2]}, "xml": {"b": 1},

@@ -10,20 +10,24 @@ import hashlib
 import logging
 import os
 import secrets
+import ssl
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
 import httpx
 import pytest
+import trustme
 
 from skitai.saddle import HTTPError, Saddle
 from skitai.saddle.http_auth import HttpAuthenticator
 from skitai.saddle.stores import RedisStore
 from tests.saddle.conftest import client_for
 from tests.saddle.helpers import KEY, REDIS_HOST, REDIS_PORT, Clock, require_redis
+from tests.support.servers import serving
 
 REDIS_URL = f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 
@@ -197,6 +201,93 @@ async def test_securekey_rotation() -> None:
         await client.post("/rotating/login", data={"user": "kim"})  # sealed with the new key from now on
         assert (await client.get("/new/me")).json()["user"] == "kim"
         assert (await client.get("/old/me")).json()["user"] is None
+
+
+@asynccontextmanager
+async def browser(mount: Any, tmp_path: Path, *, tls: bool) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on a server with these mounts: over TLS (a trustme certificate) or plain HTTP."""
+    if not tls:
+        async with client_for(mount) as client:
+            yield client
+        return
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.private_key_pem.write_to_path(str(keyfile))
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    async with serving(mount=mount, certfile=str(certfile), keyfile=str(keyfile)) as served, \
+            httpx.AsyncClient(base_url=f"https://127.0.0.1:{served.port}", verify=context) as client:
+        yield client
+
+
+def cookie_attributes(line: str) -> tuple[str, list[str]]:
+    """(name, attributes) of a Set-Cookie line, Expires left out (it follows the clock)."""
+    pair, *attributes = [part.strip() for part in line.split(";")]
+    assert sum(a.startswith("Expires=") for a in attributes) == 1, line
+    return pair.partition("=")[0], [a for a in attributes if not a.startswith("Expires=")]
+
+
+async def test_the_session_cookie_over_tls(tmp_path: Path) -> None:
+    """Over HTTPS the session cookie is Secure, HttpOnly and SameSite=Lax, and comes back."""
+    async with browser(("/", session_app()), tmp_path, tls=True) as client:
+        first = await client.get("/visit")
+        assert first.text == "1"
+        (line,) = first.headers.get_list("set-cookie")
+        assert cookie_attributes(line) == ("SESSION_", ["Path=/", "Max-Age=1200", "Secure", "HttpOnly",
+                                                        "SameSite=Lax"])
+        assert (await client.get("/visit")).text == "2"
+
+
+ADMIN_KEY = "admin-key-" + "a" * 16
+
+
+def named_session_app(secure: bool, http_only: bool) -> Saddle:
+    app = Saddle(__name__)
+    app.securekey = KEY
+
+    def mount_admin(was: Any) -> None:
+        was.session.mount("ADM", ADMIN_KEY, "/admin", "example.test", secure, http_only, 300)
+
+    @app.route("/admin/sign-in")
+    def sign_in(was):
+        mount_admin(was)
+        was.session["admin"] = "hans"
+        return "ok"
+
+    @app.route("/admin/who")
+    def who(was):
+        mount_admin(was)
+        return str(was.session.get("admin"))
+
+    @app.route("/admin/opens-with-the-app-key")
+    def opens_with_the_app_key(was):
+        return str(was.session.exists("ADM"))
+
+    return app
+
+
+@pytest.mark.parametrize(("tls", "secure", "http_only"), [(True, False, False), (False, True, True)],
+                         ids=["tls-not-secure", "plain-secure"])
+async def test_a_named_session_cookie_has_the_mounted_attributes(
+    tmp_path: Path, tls: bool, secure: bool, http_only: bool
+) -> None:
+    """`mount(name, securekey, path, domain, secure, http_only, session_timeout)`: its cookie has
+    that Path, Domain, lifetime, Secure and HttpOnly, whatever the scheme, and is sealed with
+    that key."""
+    async with browser(("/", named_session_app(secure, http_only)), tmp_path, tls=tls) as client:
+        response = await client.get("/admin/sign-in")
+        assert response.text == "ok"
+        (line,) = response.headers.get_list("set-cookie")
+        name, attributes = cookie_attributes(line)
+        assert name == "SESSION__ADM"
+        assert attributes == ["Path=/admin", "Domain=example.test", "Max-Age=300",
+                              *(["Secure"] if secure else []), *(["HttpOnly"] if http_only else []),
+                              "SameSite=Lax"]
+        cookie = {"cookie": line.split(";")[0]}  # as a browser at example.test would send it
+        assert (await client.get("/admin/who", headers=cookie)).text == "hans"
+        assert (await client.get("/admin/opens-with-the-app-key", headers=cookie)).text == "False"
 
 
 # Uploads ------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import AsyncExitStack
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -147,3 +148,23 @@ async def test_sendto_reaches_one_member_and_a_crashing_room_closes_them_all_101
                     await ws.recv()
                 assert closed.value.code == 1011
         assert srv.server.websockets.rooms == {}
+
+
+@skitai.websocket
+async def echo_endpoint(ws: skitai.WebSocket) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+async def test_idle_sessions_hold_no_thread() -> None:
+    """Async endpoints never use a thread; REQDATA holds one only while a message is answered."""
+    sessions = 24
+    async with serving(mount=[("/async", echo_endpoint), ("/reqdata", reqdata)], threads=2) as srv:
+        before = threading.active_count()
+        async with AsyncExitStack() as stack:
+            clients = [await stack.enter_async_context(connect(srv.port, path, "h1"))
+                       for path in ["/async", "/reqdata?x=1"] * (sessions // 2)]
+            for client in clients:  # every session has answered once, and now idles
+                await client.send("ping")
+                assert await client.recv() in ("ping", b"ping")
+            assert threading.active_count() <= before + 2  # the pool's own threads, at most
