@@ -136,3 +136,21 @@ def test_multiple_apps_and_a_static_directory(tmp_path: Path) -> None:
     finally:
         status, _, err = script.stop()
     assert status == 0, err
+
+
+def test_the_readme_demo() -> None:
+    """The README's first command: examples/demo/app.py serves its page and its static files."""
+    demo = Path(__file__).resolve().parents[2] / "examples" / "demo" / "app.py"
+    script = Script(demo)
+    try:
+        script.wait_until_serving()
+        base = f"http://127.0.0.1:{SEED_PORT}"
+        page = httpx.get(f"{base}/")
+        assert page.status_code == 200 and "Hello from Skitai" in page.text
+        for name in ("style.css", "hello.txt"):
+            static = httpx.get(f"{base}/{name}")
+            assert static.status_code == 200
+            assert static.content == (demo.parent / "static" / name).read_bytes()
+    finally:
+        status, _, err = script.stop()
+    assert status == 0, err
