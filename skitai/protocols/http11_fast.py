@@ -20,6 +20,7 @@ driver, which knows how to read its body.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -35,7 +36,6 @@ from skitai.errors import (
     HeadersTooLarge,
     NotImplementedHere,
     RemoteProtocolError,
-    TargetTooLong,
     VersionNotSupported,
 )
 from skitai.protocols import http11
@@ -58,8 +58,33 @@ _FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection", b"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
+# What the parser waits for next. The framing is followed here, outside
+# llhttp, so that each head, chunk-size line and trailer section is measured
+# whole before llhttp parses it (see _Parser).
+_HEAD, _BODY, _CHUNK_LINE, _CHUNK_DATA, _TRAILERS, _CLOSED, _PARSING = range(7)
+_TOO_LARGE = {
+    _HEAD: "request head over the size limit",
+    _CHUNK_LINE: "chunk-size line over the size limit",
+    _TRAILERS: "trailer section over the size limit",
+}
+_BLANK_LINE = re.compile(rb"\n\r?\n")  # ends a head or a trailer section, as h11 finds it
+_CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]+")
+
+
 class _Parser:
-    """llhttp callbacks turned into a list of events, with the size limits applied."""
+    """llhttp callbacks turned into a list of events, with the size limits applied.
+
+    The size limits are the h11 driver's: h11 holds at most
+    `max_header_block` + 1 bytes of what it waits for (a head, a chunk-size
+    line, a trailer section) and answers 431 when that is not all of it.
+    llhttp parses bytes as they come and has no such limit, so they are not
+    given to it as they come: a head, chunk-size line or trailer section is
+    held here until it is whole (431 when it cannot be, within the limit),
+    then parsed at once; the bytes of a body go straight through. The limit
+    and llhttp's errors are then found in the same order however the bytes
+    were cut into reads, and as h11 finds them: a head too long is 431 even
+    where llhttp would have found it malformed.
+    """
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -70,25 +95,23 @@ class _Parser:
         # 1.0 requests and "Connection: close" end the connection after their
         # response: the driver decides that; llhttp must not fail on what follows.
         self.parser.set_dangerous_leniencies(lenient_data_after_close=True)
-        self.in_head = False
-        self.head_bytes = 0  # bytes of reads that continued an unfinished head
-        # A memory bound only: the largest head the limits allow, plus one
-        # unfinished line. Heads over max_header_block are refused when they
-        # complete, the same way however the bytes were cut; this catches
-        # heads that never complete (an endless line).
-        self._raw_head_limit = limits.max_header_block + limits.max_header_line + limits.max_request_line
-        self.head_size = 0  # bytes of the head's complete lines so far
+        self.stage = _HEAD
+        self.pending = bytearray()  # an unfinished head, chunk-size line or trailer section
+        self.remaining = 0  # bytes of the body, or of a chunk and its CRLF, still to come
         self.method = b""  # of the message being parsed, known from its URL on
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.trailers = False
         self.error: RemoteProtocolError | None = None  # found after events still to be used
 
-    def feed(self, data: bytes) -> int | None:
-        """Parse data; the offset where an upgraded protocol starts, else None.
+    @property
+    def in_head(self) -> bool:
+        """Part of a request head has arrived, not all of it."""
+        return self.stage == _HEAD and bool(self.pending)
 
-        A head over `max_header_block` is refused as its lines complete; one
-        endless line is refused once the reads continuing it pass the limit.
+    def feed(self, data: bytes) -> bytes | None:
+        """Parse data; the bytes after a head llhttp stopped at to upgrade, else None.
+
         An error found after complete events waits in `error` until they
         are used up, so what came before it is answered as it would be had
         the bytes arrived one by one.
@@ -103,33 +126,125 @@ class _Parser:
             self.error = error
             return None
 
-    def _feed(self, data: bytes) -> int | None:
-        if self.in_head:
-            self.head_bytes += len(data)
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            return int(upgrade.args[0])
-        except httptools.HttpParserCallbackError as exc:
-            context = exc.__context__
-            if isinstance(context, RemoteProtocolError):
-                raise context from None
-            raise BadRequest(str(exc)) from exc
-        except httptools.HttpParserInvalidMethodError as exc:
-            # llhttp knows a fixed list of methods and stops at the first byte
-            # that leaves it, before the rest of the line is there: it cannot
-            # tell an unknown method from garbage, so neither do we.
-            raise BadRequest("unknown or malformed method") from exc
-        except httptools.HttpParserError as exc:
-            message = str(exc)
-            if "Transfer-Encoding" in message and "Content-Length" not in message:
-                raise NotImplementedHere(message) from exc
-            if message == "Invalid HTTP version":  # a well-formed version we do not speak
-                raise VersionNotSupported("HTTP version not supported on this port") from exc
-            raise BadRequest(message) from exc
-        if self.in_head and self.head_bytes > self._raw_head_limit:
-            raise HeadersTooLarge("request head over the size limit")
+    def _feed(self, data: bytes) -> bytes | None:
+        at, end = 0, len(data)
+        unit: bytes | None
+        while at < end:
+            stage = self.stage
+            if stage == _HEAD and not self.pending:
+                while data[at] in b"\r\n":
+                    at += 1  # empty lines before a request line (RFC 9112 2.2)
+                    if at == end:
+                        return None
+                if data[at] < 0x21:  # refused from its first byte, as h11 does
+                    raise BadRequest("illegal request line")
+                # The usual case: the whole head is here.
+                match = _BLANK_LINE.search(data, at, at + self.limits.max_header_block + 1)
+                if match is not None:
+                    stop = match.end()
+                    unit = data if at == 0 and stop == end else data[at:stop]
+                    at = stop
+                else:
+                    unit, at = self._take(data, at)
+            elif stage in (_BODY, _CHUNK_DATA):
+                size = self.remaining
+                if at == 0 and size >= end:
+                    piece = data
+                    size = end
+                else:
+                    size = min(size, end - at)
+                    piece = data[at : at + size]
+                try:
+                    self.parser.feed_data(piece)
+                except httptools.HttpParserError as exc:
+                    raise _translate(exc) from exc
+                at += size
+                self.remaining -= size
+                if not self.remaining:
+                    if stage == _CHUNK_DATA:
+                        self.stage = _CHUNK_LINE
+                    elif self.stage == _BODY:  # llhttp ends the message at its last byte
+                        raise BadRequest("request body framing")
+                continue
+            elif stage == _CLOSED:
+                return None  # the connection ends after this request: what follows is not read
+            else:
+                unit, at = self._take(data, at)
+            if unit is None:
+                return None  # held in `pending` until more arrives
+            self.stage = _PARSING  # the callbacks say what comes next
+            try:
+                self.parser.feed_data(unit)
+            except httptools.HttpParserUpgrade as upgrade:
+                return bytes(unit[int(upgrade.args[0]):]) + data[at:]
+            except httptools.HttpParserError as exc:
+                raise _translate(exc) from exc
+            if self.stage == _BODY:  # a head with a body to come
+                self._frame(self.events[-1][4])
+            elif stage == _CHUNK_LINE:
+                size_match = _CHUNK_SIZE.match(unit)
+                if size_match is None:
+                    raise BadRequest("invalid chunk size")
+                size = int(size_match.group(), 16)
+                self.stage = _CHUNK_DATA if size else _TRAILERS
+                self.remaining = size + 2  # the CRLF after the chunk's data
+            elif self.stage == _PARSING:
+                raise BadRequest("malformed request head" if stage == _HEAD else "malformed trailer section")
         return None
+
+    def _take(self, data: bytes, at: int) -> tuple[bytes | None, int]:
+        """The head, chunk-size line or trailer section starting in `pending` or at `at`, whole.
+
+        None while it is unfinished (its bytes wait in `pending`), and
+        HeadersTooLarge once it cannot end within `max_header_block` + 1
+        bytes; with the offset in data of what follows.
+        """
+        limit = self.limits.max_header_block + 1
+        pending = self.pending
+        if not pending:
+            stop = self._end(data, at, at, min(len(data), at + limit))
+            if stop is not None:
+                return data[at:stop], stop
+            if len(data) - at >= limit:
+                raise HeadersTooLarge(_TOO_LARGE[self.stage])
+            pending += data[at:]
+            return None, len(data)
+        held = len(pending)
+        pending += data[at : at + limit - held]
+        stop = self._end(pending, 0, max(0, held - 2), len(pending))
+        if stop is None:
+            if len(pending) >= limit:
+                raise HeadersTooLarge(_TOO_LARGE[self.stage])
+            return None, len(data)
+        unit = bytes(pending[:stop])
+        pending.clear()
+        return unit, at + stop - held
+
+    def _end(self, data: bytes | bytearray, first: int, start: int, stop: int) -> int | None:
+        """Where what starts at `first` ends, searching data[start:stop]; None if not there."""
+        if self.stage == _CHUNK_LINE:  # h11 ends it at CRLF only
+            found = data.find(b"\r\n", start, stop)
+            return None if found < 0 else found + 2
+        if self.stage == _TRAILERS:  # none: the empty line alone
+            if data[first : first + 1] == b"\n" and first + 1 <= stop:
+                return first + 1
+            if data[first : first + 2] == b"\r\n" and first + 2 <= stop:
+                return first + 2
+        match = _BLANK_LINE.search(data, start, stop)
+        return None if match is None else match.end()
+
+    def _frame(self, headers: list[tuple[bytes, bytes]]) -> None:
+        """Follow the body of the request with these headers: chunked, or so many bytes."""
+        length = b"0"
+        for name, value in headers:
+            if name == b"transfer-encoding":
+                self.stage = _CHUNK_LINE  # llhttp refuses any other last coding
+                return
+            if name == b"content-length":
+                length = value.strip()
+        if not length.isdigit():
+            raise BadRequest("invalid Content-Length")
+        self.remaining = int(length)
 
     def release(self) -> None:
         """Let llhttp go: the connection has switched protocols and parses no more HTTP."""
@@ -138,9 +253,6 @@ class _Parser:
     # ---- llhttp callbacks
 
     def on_message_begin(self) -> None:
-        self.in_head = True
-        self.head_bytes = 0
-        self.head_size = 0
         self.trailers = False
         self.method = b""
         self.url = b""
@@ -149,34 +261,25 @@ class _Parser:
     def on_url(self, url: bytes) -> None:
         self.method = self.parser.get_method()
         self.url += url
-        if len(self.url) + 20 > self.limits.max_request_line:
-            raise TargetTooLong(f"request line over {self.limits.max_request_line} bytes")
-        self.head_size = len(self.url) + 20
 
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         if self.trailers:
+            # Their size was measured with the trailer section; WSGI has no place for them.
             if name in FORBIDDEN_TRAILERS:
                 raise BadRequest(f"{name.decode()} is not allowed in a trailer")
             return
         self.headers.append((name, value))
-        self.head_size += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
-        # Counted here, not as each field completes: llhttp reports a field
-        # when the next one starts, which depends on how the bytes were cut,
-        # and an error further on must win the same way for any cut.
-        # `head_bytes` bounds the memory meanwhile.
-        if len(self.headers) > self.limits.max_headers:
+        headers = self.headers
+        if len(headers) > self.limits.max_headers:
             raise HeadersTooLarge(f"more than {self.limits.max_headers} header fields")
-        if self.head_size > self.limits.max_header_block:
-            raise HeadersTooLarge("request head over the size limit")
+        self.stage = _BODY  # unless the message ends here; its framing is read after the head
         parser = self.parser
         self.events.append(
-            ("head", parser.get_method(), self.url, parser.get_http_version(), self.headers)
+            ("head", parser.get_method(), self.url, parser.get_http_version(), headers)
         )
-        self.in_head = False
-        self.head_bytes = 0
         self.trailers = True
         self.url = b""  # the event owns them now; an idle connection keeps nothing
         self.headers = []
@@ -187,6 +290,27 @@ class _Parser:
     def on_message_complete(self) -> None:
         self.events.append(("end",))
         self.trailers = False
+        self.stage = _HEAD if self.parser.should_keep_alive() else _CLOSED
+
+
+def _translate(exc: httptools.HttpParserError) -> RemoteProtocolError:
+    """The answer to what llhttp refused."""
+    if isinstance(exc, httptools.HttpParserCallbackError):
+        context = exc.__context__
+        if isinstance(context, RemoteProtocolError):
+            return context
+        return BadRequest(str(exc))
+    if isinstance(exc, httptools.HttpParserInvalidMethodError):
+        # llhttp knows a fixed list of methods and stops at the first byte
+        # that leaves it: it cannot tell an unknown method from garbage, so
+        # neither do we.
+        return BadRequest("unknown or malformed method")
+    message = str(exc)
+    if "Transfer-Encoding" in message and "Content-Length" not in message:
+        return NotImplementedHere(message)
+    if message == "Invalid HTTP version":  # a well-formed version we do not speak
+        return VersionNotSupported("HTTP version not supported on this port")
+    return BadRequest(message)
 
 
 class FastHTTP11Connection(HTTP1Driver):
@@ -207,9 +331,9 @@ class FastHTTP11Connection(HTTP1Driver):
         return await self._read()
 
     def feed(self, data: bytes) -> None:
-        offset = self._parser.feed(data)
-        if offset is not None:
-            self._upgrade = data[offset:]
+        leftover = self._parser.feed(data)
+        if leftover is not None:
+            self._upgrade = leftover
             # llhttp stopped after the last head it parsed: that request asked to
             # upgrade. Mark it; what llhttp said after it, h11 will read again.
             events = self._parser.events

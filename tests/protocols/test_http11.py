@@ -230,10 +230,6 @@ async def test_partial_request_after_a_complete_one_gets_400_at_eof() -> None:
     assert b"HTTP/1.1 400 " in out
 
 
-# Regression tests for the h11 driver; the httptools driver fails them still.
-h11_only = pytest.mark.parametrize("http_parser", ["h11"], indirect=True)
-
-
 async def test_bare_lf_heads_are_refused() -> None:
     # RFC 9112 2.2 allows either; both parsers refuse, so they agree.
     for request in (b"GET / HTTP/1.1\nHost: x\n\n",
@@ -262,16 +258,19 @@ def _head_of(length: int, *lines: bytes) -> bytes:
     return start + b"X: " + b"a" * (length - len(start) - 7) + b"\r\n\r\n"
 
 
-@h11_only
 @pytest.mark.parametrize(("request_bytes", "status"), [
     (_head_of(101), 200),  # h11 waits with 100 bytes of it at most: not over the limit
     (_head_of(102), 431),
     (_head_of(150, b"not a field line"), 431),  # too long is found before malformed
     (_head_of(150, b"Transfer-Encoding: gzip"), 431),
     (b" " + _head_of(150), 400),  # h11 refuses this from its first byte
-    (CHUNKED + b"1;" + b"e" * 150 + b"\r\nx\r\n0\r\n\r\n", 431),  # a chunk-size line
+    (CHUNKED + b"1;" + b"e" * 97 + b"\r\nx\r\n0\r\n\r\n", 200),  # a chunk-size line of 101 bytes
+    (CHUNKED + b"1;" + b"e" * 98 + b"\r\nx\r\n0\r\n\r\n", 431),
+    (CHUNKED + b"1;" + b"e" * 150 + b"\r\nx\r\n0\r\n\r\n", 431),
     (CHUNKED + b"1\nx\n0\n\n" + b"y" * 150 + b"\r\n", 431),  # LF does not end one
     (CHUNKED + b"0\r\n" + b"X-T: 1\r\n" * 20 + b"\r\n", 431),  # trailers
+    (CHUNKED + b"0\r\nX: " + b"a" * 94 + b"\r\n\r\n", 200),  # a trailer section of 101 bytes
+    (CHUNKED + b"0\r\nX: " + b"a" * 95 + b"\r\n\r\n", 431),
 ])
 async def test_long_head_or_line_is_judged_the_same_whole_or_byte_by_byte(
     request_bytes: bytes, status: int
@@ -284,6 +283,21 @@ async def test_long_head_or_line_is_judged_the_same_whole_or_byte_by_byte(
     for chunk in (None, 1):
         out = await exchange_all(request_bytes, limits=limits, chunk=chunk)
         assert out.startswith(b"HTTP/1.1 %d " % status), (chunk, out[:40])
+
+
+async def test_chunk_lines_and_trailers_within_the_limit_keep_the_connection() -> None:
+    # Measured against max_header_block like a head, a chunk-size line and a
+    # trailer section within it are read, and the requests behind them are
+    # served, however the bytes are cut.
+    limits = Limits(max_header_block=100)
+    chunked = (CHUNKED + b"3;" + b"e" * 90 + b"\r\nabc\r\n2;x=y\r\nde\r\n0\r\n"
+               + b"X-T: 1\r\n" * 10 + b"\r\n")
+    data = chunked + b"POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz" + GET
+    for chunk in (None, 1, 7):
+        out = await exchange_all(data, limits=limits, chunk=chunk)
+        assert out.count(b"HTTP/1.1 200 OK\r\n") == 3, (chunk, out)
+        assert b"POST / 5:abcde" in out and b"POST /2 3:xyz" in out, chunk
+        assert out.endswith(b"GET / 0:"), chunk
 
 
 async def test_upgrade_request_not_taken_is_answered_with_its_body() -> None:

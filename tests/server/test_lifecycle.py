@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -105,6 +107,40 @@ async def test_one_failing_connection_does_not_affect_others() -> None:
             await bad.aclose()
         async with httpx.AsyncClient(base_url=srv.url) as client:
             assert (await client.get("/")).status_code == 200
+
+
+async def test_serve_installs_no_signal_handlers_and_never_forks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """serve() is for programs: the caller's signal handlers stay theirs, and
+    the apps run in the caller's process."""
+    watched = (signal.SIGTERM, signal.SIGINT)
+    before = {signum: signal.getsignal(signum) for signum in watched}
+    forks: list[int] = []
+
+    def no_fork() -> int:
+        forks.append(os.getpid())
+        raise AssertionError("os.fork() called")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    seen: dict[str, Any] = {}
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        seen["pid"] = os.getpid()
+        seen["handlers"] = {signum: signal.getsignal(signum) for signum in watched}
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    async with anyio.create_task_group() as tg:
+        host, port = (await tg.start(skitai.serve, skitai.Config(mount=("/", app), port=0)))[0]
+        serving_handlers = {signum: signal.getsignal(signum) for signum in watched}
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://{host}:{port}/")
+        tg.cancel_scope.cancel()
+    assert response.status_code == 200
+    assert serving_handlers == before
+    assert seen["handlers"] == before
+    assert {signum: signal.getsignal(signum) for signum in watched} == before
+    assert seen["pid"] == os.getpid()
+    assert forks == []
 
 
 async def test_serve_takes_a_config() -> None:

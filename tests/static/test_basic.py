@@ -28,6 +28,16 @@ async def test_get_file(site: Path) -> None:
     assert "vary" not in headers  # text too short to gzip, and no .gz sibling
 
 
+async def test_default_max_age_is_300(site: Path) -> None:
+    """`static_max_age` defaults to 300 seconds (docs/reference/configuration.md)."""
+    async with site_client(site, headers=IDENTITY) as client:
+        response = await client.get("/hello.txt")
+        head = await client.head("/data.bin")
+    assert response.status_code == 200 and response.content == HELLO
+    assert response.headers["cache-control"] == "max-age=300"
+    assert head.headers["cache-control"] == "max-age=300"
+
+
 async def test_head_has_the_length_and_no_body(site: Path) -> None:
     async with site_client(site, headers=IDENTITY) as client:
         get = await client.get("/data.bin")

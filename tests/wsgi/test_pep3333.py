@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -15,6 +16,7 @@ import anyio
 import httpx
 import pytest
 
+import skitai
 from tests.support import apps
 from tests.support.rawhttp import RawClient
 from tests.support.servers import serving
@@ -160,6 +162,74 @@ async def test_start_response_with_exc_info_replaces_headers_before_body() -> No
     assert "x-first" not in response.headers
 
 
+async def test_start_response_with_exc_info_after_the_head_reraises_and_cuts_the_response(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PEP 3333: once the head is sent, start_response(..., exc_info) raises that exception.
+
+    The app lets it propagate, as PEP 3333 asks; it is logged, and the
+    client gets the head and what was written before it, then a close
+    without the end of the chunked body: a response it can tell was cut.
+    """
+    seen: dict[str, BaseException] = {}
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        write = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        write(b"first piece")  # the head goes out with it
+        try:
+            raise ValueError("failure after the head")
+        except ValueError as exc:
+            seen["raised"] = exc
+            try:
+                start_response("500 Internal Server Error", [("Content-Type", "text/plain")],
+                               sys.exc_info())
+            except ValueError as again:
+                seen["reraised"] = again
+                raise
+        return [b"never"]
+
+    async with serving(mount=("/", app)) as srv:
+        client = await RawClient.connect(srv.host, srv.port)
+        await client.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = await client.read_all(within=10)
+        await client.aclose()
+    assert seen["reraised"] is seen["raised"]
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Transfer-Encoding: chunked" in head
+    assert body.startswith(b"b\r\nfirst piece\r\n")
+    assert b"never" not in body
+    assert not body.endswith(b"0\r\n\r\n")  # no last chunk: the body was cut short
+    failures = [r for r in caplog.records if r.name == "skitai.app" and r.exc_info]
+    assert failures and failures[0].exc_info[1] is seen["raised"]
+
+
+async def test_wsgi_errors_lines_go_to_the_app_logger(caplog: pytest.LogCaptureFixture) -> None:
+    """docs/reference/wsgi.md: one ERROR record on skitai.app per line; a line
+    without its newline waits for it, or for flush()."""
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        errors = environ["wsgi.errors"]
+        print("cache miss for", "key-1", file=errors)
+        errors.write("two lines\nin one ")
+        errors.write("write\n")
+        errors.writelines(["from ", "writelines\n"])
+        errors.write("no newline yet")
+        before_flush = [r.getMessage() for r in caplog.records if r.name == "skitai.app"]
+        errors.flush()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [json.dumps(before_flush).encode()]
+
+    with caplog.at_level(logging.ERROR, logger="skitai.app"):
+        async with serving(mount=("/", validator(app))) as srv:
+            response = await get(srv.url)
+    assert response.status_code == 200
+    assert "no newline yet" not in response.json()
+    records = [r for r in caplog.records if r.name == "skitai.app"]
+    assert [r.getMessage() for r in records] == [
+        "cache miss for key-1", "two lines", "in one write", "from writelines", "no newline yet",
+    ]
+    assert {r.levelno for r in records} == {logging.ERROR}
+
+
 async def test_second_start_response_without_exc_info_is_an_error(caplog: pytest.LogCaptureFixture) -> None:
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -290,6 +360,30 @@ async def test_compression_of_wsgi_responses() -> None:
     assert "content-encoding" not in binary.headers
     assert "content-encoding" not in refused.headers
     assert encoded.headers["content-encoding"] == "br"
+
+
+@pytest.mark.parametrize("off", [skitai.Compression(enabled=False), False],
+                         ids=["Compression(enabled=False)", "False"])
+async def test_compression_can_be_turned_off(off: Any) -> None:
+    async with serving(mount=("/", _text(10_000)), compression=off) as srv:
+        response = await get(srv.url, headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in response.headers
+    assert response.headers["content-length"] == "10000" and response.text == "a" * 10_000
+
+
+async def test_compression_min_size_is_configurable() -> None:
+    mounts = [("/100", _text(100)), ("/99", _text(99))]
+    gz = {"Accept-Encoding": "gzip"}
+    async with serving(mount=mounts, compression=skitai.Compression(min_size=100)) as srv:
+        async with httpx.AsyncClient(base_url=srv.url) as client:
+            at_min = await client.get("/100", headers=gz)
+            below = await client.get("/99", headers=gz)
+    assert at_min.headers["content-encoding"] == "gzip" and at_min.text == "a" * 100
+    assert "content-encoding" not in below.headers and below.text == "a" * 99
+    async with serving(mount=("/", _text(5000)),
+                       compression=skitai.Compression(min_size=10_000)) as srv:
+        raised = await get(srv.url, headers=gz)
+    assert "content-encoding" not in raised.headers  # 5000 bytes is over the default 2048
 
 
 async def test_streamed_body_is_gzip_chunked() -> None:
