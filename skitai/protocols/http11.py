@@ -49,6 +49,7 @@ from skitai.protocols.http1_rules import (
     peer,
     too_much_left,
 )
+from skitai.protocols.http2 import upgrade_settings_valid
 from skitai.protocols.timeouts import BODY, HEAD, IDLE
 
 log = logging.getLogger("skitai.server")
@@ -56,6 +57,10 @@ log = logging.getLogger("skitai.server")
 _BYTEARRAY = re.compile(r"bytearray\((b'.*?'|b\".*?\")\)")
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _HEAD_END = re.compile(rb"\n\r?\n")  # the blank line ending a head, as h11 finds it
+# The largest request body an h2c upgrade reads into memory before its 101
+# (as much as the WSGI layer reads ahead of an app, skitai.wsgi.PREBUFFER).
+# A larger body, or one of unknown length, is answered on HTTP/1.1.
+UPGRADE_BODY_LIMIT = 1 << 16
 
 
 
@@ -224,10 +229,13 @@ class HTTP11Connection(HTTP1Driver):
         return request
 
     async def _upgrade_to_h2c(self, request: Request) -> None:
-        """RFC 7540 3.2: read the whole request, answer 101, go on in HTTP/2 with it as stream 1."""
+        """RFC 7540 3.2: read the whole request, answer 101, go on in HTTP/2 with it as stream 1.
+
+        `_asks_for_h2c` let only a body of at most UPGRADE_BODY_LIMIT bytes through.
+        """
         exchange = HTTP11Exchange(self, request)
         body = bytearray()
-        while piece := await exchange.receive_body(65536):
+        while piece := await exchange.receive_body(UPGRADE_BODY_LIMIT):
             body += piece
         settings = request.header(b"http2-settings") or b""
         switch = h11.InformationalResponse(
@@ -247,12 +255,28 @@ class HTTP11Connection(HTTP1Driver):
 
 
 def _asks_for_h2c(request: Request) -> bool:
-    """An HTTP/1.1 request asking to continue in cleartext HTTP/2 (RFC 7540 3.2)."""
-    if request.http_version != "1.1" or request.header(b"http2-settings") is None:
+    """An HTTP/1.1 request asking to continue in cleartext HTTP/2 (RFC 7540 3.2), and granted.
+
+    A server may always ignore Upgrade and answer on HTTP/1.1; it does so
+    when HTTP2-Settings is repeated or malformed (3.2.1: the server must not
+    upgrade then), and when the body is of unknown length or larger than
+    UPGRADE_BODY_LIMIT, since all of it is read before the 101.
+    """
+    if request.http_version != "1.1":
+        return False
+    settings = [value for name, value in request.headers if name == b"http2-settings"]
+    if len(settings) != 1:
         return False
     upgrades = [v.lower() for v in request.header_list(b"upgrade")]
     options = [v.lower() for v in request.header_list(b"connection")]
-    return b"h2c" in upgrades and b"upgrade" in options and b"http2-settings" in options
+    if not (b"h2c" in upgrades and b"upgrade" in options and b"http2-settings" in options):
+        return False
+    if request.header(b"transfer-encoding") is not None:
+        return False
+    length = request.header(b"content-length")
+    if length is not None and (not length.isdigit() or int(length) > UPGRADE_BODY_LIMIT):
+        return False
+    return upgrade_settings_valid(settings[0])
 
 
 def _check_head(raw: bytes, limits: Limits) -> None:

@@ -30,7 +30,11 @@ refuses just that stream with REFUSED_STREAM (RFC 9113 5.1.2 allows either).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
+import re
+import struct
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
@@ -61,7 +65,7 @@ from skitai.protocols.headers import DATE
 from skitai.protocols.hpack_coders import Decoder, Encoder
 from skitai.protocols.http1_rules import READ_SIZE, peer, split_target
 from skitai.protocols.http2_request import check_trailers, to_request
-from skitai.protocols.timeouts import IDLE, SEND, ConnectionControl
+from skitai.protocols.timeouts import IDLE, ConnectionControl
 
 log = logging.getLogger("skitai.server")
 
@@ -92,6 +96,33 @@ AFTER_GOAWAY: dict[tuple[ConnectionState, ConnectionInputs], tuple[None, Connect
     for event in ConnectionInputs
     if event not in (ConnectionInputs.SEND_PUSH_PROMISE, ConnectionInputs.SEND_ALTERNATIVE_SERVICE)
 }
+
+
+_BASE64URL = re.compile(rb"[A-Za-z0-9_-]*={0,2}")
+
+
+def upgrade_settings_valid(value: bytes) -> bool:
+    """An HTTP2-Settings value (RFC 7540 3.2.1) that is base64url of whole, valid settings.
+
+    Checked before the 101 of an h2c upgrade, so a malformed one is no
+    reason to switch protocols (3.2.1 says not to) instead of a failure after it.
+    """
+    if not _BASE64URL.fullmatch(value):
+        return False
+    try:
+        payload = base64.urlsafe_b64decode(value)
+    except binascii.Error:
+        return False
+    if len(payload) % 6:
+        return False
+    settings = h2.settings.Settings(client=True)
+    try:
+        for offset in range(0, len(payload), 6):
+            code, number = struct.unpack_from(">HI", payload, offset)
+            settings[code] = number  # h2 refuses a value out of range
+    except h2.exceptions.InvalidSettingsValueError:
+        return False
+    return True
 
 
 class _FrameBuffer(h2.frame_buffer.FrameBuffer):
@@ -248,11 +279,12 @@ class HTTP2Connection:
                 data = self._h2.data_to_send()
                 self.unwritten = 0
                 if data:
-                    control.arm(SEND, self._limits.send_timeout)
+                    # Its own deadline: the reader's (idle) one stands meanwhile.
+                    control.arm_send(self._limits.send_timeout)
                     try:
                         await self._stream.send(data)
                     finally:
-                        control.disarm()
+                        control.disarm_send()
                 self._written = batch
                 done, self._write_done = self._write_done, anyio.Event()
                 done.set()
@@ -492,7 +524,7 @@ class HTTP2Connection:
                 or self.control.draining or not target.startswith(b"/")):
             return False
         authority = request.header(b"host") or b"%s:%d" % (self._server[0].encode(), self._server[1])
-        headers = [(b":method", b"GET"), (b":path", target), (b":scheme", request.scheme.encode()),
+        headers = [(b":method", b"GET"), (b":path", target), (b":scheme", self._scheme.encode()),
                    (b":authority", authority)]
         headers += [(name, value) for name, value in request.headers if name in _PUSHED_HEADERS]
         promised = h.get_next_available_stream_id()
@@ -506,7 +538,7 @@ class HTTP2Connection:
         path, query = split_target("GET", target)
         pushed = Request(
             method="GET", target=target, path=path, query=query, http_version="2",
-            headers=[(b"host", authority), *headers[4:]], scheme=request.scheme,
+            headers=[(b"host", authority), *headers[4:]], scheme=self._scheme,
             client=self._client, server=self._server, stream_id=promised,
             connection_number=self.control.number, request_number=self._requests, pushed=True,
             body_follows=False,
@@ -526,7 +558,7 @@ class HTTP2Connection:
         upgraded = Request(
             method=request.method, target=request.target, path=request.path,
             query=request.query, http_version="2", headers=request.headers,
-            scheme=request.scheme, client=request.client, server=request.server,
+            scheme=self._scheme, client=request.client, server=request.server,
             stream_id=1, connection_number=request.connection_number, request_number=1,
             body_follows=bool(body),
         )
@@ -627,8 +659,14 @@ class HTTP2Connection:
     def _close_stream(self, stream: Stream) -> None:
         if self._streams.pop(stream.id, None) is not None and stream.id % 2:
             self._client_streams -= 1
-        if not self._streams and self._reading is not None and (self._closing or self.control.draining):
-            self._reading.cancel()
+        if not self._streams and self._reading is not None:
+            control = self.control
+            if self._closing or control.draining:
+                self._reading.cancel()
+            else:
+                # The last stream is done while the reader waits: idle from now on.
+                control.idle = True
+                control.arm(IDLE, self._limits.keep_alive_timeout)
         # What the app left unread: give the connection window back.
         unread = sum(length for _, length in stream.body)
         stream.body.clear()

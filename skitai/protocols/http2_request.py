@@ -7,6 +7,12 @@ What RFC 9113 8.2 and 8.3 call malformed raises `MalformedRequest` (the
 stream is reset with PROTOCOL_ERROR, as 8.1.1 asks, and the connection goes
 on); what is well-formed but over a limit raises the error whose HTTP
 answer the client gets (413, 414, 431).
+
+`:scheme` must be there (8.3.1), but its value is not taken: the request
+carries the scheme of the connection it came on (`https` over TLS, `http`
+otherwise). The server is no proxy, so it serves its own scheme only, and
+a client cannot make a cleartext request look secure to the app, nor the
+other way round.
 """
 
 from __future__ import annotations
@@ -127,7 +133,7 @@ def to_request(
         query=query,
         http_version="2",
         headers=headers,
-        scheme=pseudo.get(b":scheme", scheme.encode()).decode("latin-1"),
+        scheme=scheme,  # the connection's: a client's :scheme cannot make h2c https
         client=client,
         server=server,
         stream_id=stream_id,

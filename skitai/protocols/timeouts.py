@@ -6,6 +6,10 @@ is waiting for (`phase`) and until when (`deadline`, on `time.monotonic()`);
 one sweeper task per server looks at every connection a few times a second
 and cancels the scope of those whose deadline has passed. Timeouts are
 therefore honoured within one sweep interval.
+
+A connection whose reading and writing are separate tasks (HTTP/2) keeps
+its write deadline apart (`arm_send`), so a write never takes the place of
+the deadline the reader waits under, nor the reader's of the writer's.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ class ConnectionControl:
 
     __slots__ = (
         "deadline", "draining", "expired", "idle", "number", "on_close", "on_drain", "phase", "scope",
+        "send_deadline",
     )
 
     def __init__(self, number: int, on_close: Callable[[ConnectionControl], None] | None = None) -> None:
@@ -38,6 +43,7 @@ class ConnectionControl:
         self.idle = False  # waiting for the next request: safe to close at once
         self.phase: str | None = None
         self.deadline = math.inf
+        self.send_deadline = math.inf  # a write of a writer task, beside `deadline`
         self.expired: str | None = None  # the phase whose deadline passed
 
     def renew(self) -> None:
@@ -52,6 +58,13 @@ class ConnectionControl:
     def disarm(self) -> None:
         self.deadline = math.inf
 
+    def arm_send(self, timeout: float) -> None:
+        """A write's deadline, kept apart from the phase's; expiry is SEND."""
+        self.send_deadline = time.monotonic() + timeout if timeout else math.inf
+
+    def disarm_send(self) -> None:
+        self.send_deadline = math.inf
+
     def drain(self) -> None:
         self.draining = True
         if self.idle:
@@ -62,8 +75,12 @@ class ConnectionControl:
     def check(self, now: float) -> None:
         if now >= self.deadline:
             self.expired = self.phase
-            self.deadline = math.inf
-            self.scope.cancel()
+        elif now >= self.send_deadline:
+            self.expired = SEND
+        else:
+            return
+        self.deadline = self.send_deadline = math.inf
+        self.scope.cancel()
 
 
 def sweep_interval(*timeouts: float) -> float:

@@ -23,11 +23,14 @@ import anyio
 import anyio.abc
 import h2.events
 import h2.exceptions
+import h2.settings
+import h11
 import pytest
 import trustme
 from h2.errors import ErrorCodes
 from h2.settings import SettingCodes
 
+import skitai
 from skitai.config import Limits
 from skitai.protocols.events import Exchange
 from skitai.protocols.http2 import (
@@ -61,7 +64,8 @@ from tests.support.h2peer import (
     literal_block,
     socket_pair,
 )
-from tests.support.servers import serving
+from tests.support.rawhttp import RawClient
+from tests.support.servers import HTTP_PARSER, serving
 
 WAIT = 10  # seconds any one step may take
 MAX_FRAME = 16384  # SETTINGS_MAX_FRAME_SIZE, which the server leaves at its default
@@ -296,6 +300,104 @@ async def test_h2c_upgrade_with_a_body_continues_on_stream_1() -> None:
     assert b"upgrade: h2c" in head.lower()
     assert (result.status, bytes(result.data)) == (200, b"hello world")
     assert (again.status, bytes(again.data)) == (200, b"second")
+
+
+def parse_frames(data: bytes) -> list[tuple[int, bytes]]:
+    """(type, payload) of each whole frame in `data`."""
+    frames = []
+    while len(data) >= 9:
+        length = int.from_bytes(data[:3], "big")
+        frames.append((data[3], data[9:9 + length]))
+        data = data[9 + length:]
+    return frames
+
+
+async def http11_answer(client: RawClient) -> tuple[h11.Response, bytes]:
+    """The next response, which must not be a 101 (h11 would wait for ever after one)."""
+    head = b""
+    with anyio.fail_after(WAIT):
+        while b"\r\n\r\n" not in head:
+            head += await client.stream.receive()
+    assert head.startswith(b"HTTP/1.1 200 "), head[:200]
+    client.conn.receive_data(head)
+    return await client.response(within=WAIT)
+
+
+UPGRADE_HEAD = (b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                b"Upgrade: h2c\r\n")
+
+
+@pytest.mark.parametrize(("what", "settings"), [
+    ("not base64", b"abc"),
+    ("not whole settings", b"AAAA"),
+    ("SETTINGS_ENABLE_PUSH of 2", b"AAIAAAAC"),
+    ("SETTINGS_MAX_FRAME_SIZE below 16384", b"AAUAAD__"),
+    ("characters outside base64url", b"AAIA AAAA"),
+])
+async def test_h2c_upgrade_with_bad_settings_is_served_on_http11(
+    what: str, settings: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving(mount=("/", apps.echo)) as srv:
+        client = await RawClient.connect(srv.host, srv.port)
+        await client.send(UPGRADE_HEAD + b"HTTP2-Settings: " + settings
+                          + b"\r\nContent-Length: 11\r\n\r\nhello world")
+        client.conn.send(h11.Request(method=b"POST", target=b"/echo", headers=[
+            (b"host", b"x"), (b"connection", b"Upgrade, HTTP2-Settings"), (b"upgrade", b"h2c"),
+            (b"http2-settings", settings), (b"content-length", b"11")]))
+        client.conn.send(h11.Data(data=b"hello world"))
+        client.conn.send(h11.EndOfMessage())
+        head, body = await http11_answer(client)
+        client.next_cycle()
+        await client.send(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+        client.conn.send(h11.Request(method=b"GET", target=b"/again", headers=[(b"host", b"x")]))
+        client.conn.send(h11.EndOfMessage())
+        again, _ = await http11_answer(client)
+        await client.aclose()
+    assert (head.status_code, body) == (200, b"hello world"), what
+    assert head.http_version == b"1.1"
+    assert again.status_code == 200
+    assert errors_logged(caplog) == []
+
+
+async def test_h2c_upgrade_with_a_large_body_is_served_on_http11() -> None:
+    body = pattern(1 << 20)
+    async with serving(mount=("/", digest)) as srv:
+        stream = await anyio.connect_tcp(srv.host, srv.port)
+        peer = H2Peer(stream)
+        settings = peer.conn.initiate_upgrade_connection()
+        client = RawClient(stream)
+        client.conn.send(h11.Request(method=b"POST", target=b"/", headers=[
+            (b"host", b"x"), (b"connection", b"Upgrade, HTTP2-Settings"), (b"upgrade", b"h2c"),
+            (b"http2-settings", settings), (b"content-length", str(len(body)).encode())]))
+
+        async def upload() -> None:
+            await client.send(UPGRADE_HEAD.replace(b"/echo", b"/") + b"HTTP2-Settings: " + settings
+                              + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(upload)
+            client.conn.send(h11.Data(data=body))
+            client.conn.send(h11.EndOfMessage())
+            head, answer = await http11_answer(client)
+        await client.aclose()
+    assert (head.status_code, head.http_version) == (200, b"1.1")
+    assert answer.decode() == f"{len(body)} {sha256(body)}"
+
+
+async def test_h2c_upgrade_with_a_chunked_body_is_served_on_http11() -> None:
+    async with serving(mount=("/", apps.echo)) as srv:
+        stream = await anyio.connect_tcp(srv.host, srv.port)
+        settings = H2Peer(stream).conn.initiate_upgrade_connection()
+        client = RawClient(stream)
+        await client.send(UPGRADE_HEAD + b"HTTP2-Settings: " + settings
+                          + b"\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        client.conn.send(h11.Request(method=b"POST", target=b"/echo", headers=[
+            (b"host", b"x"), (b"transfer-encoding", b"chunked")]))
+        client.conn.send(h11.Data(data=b"hello"))
+        client.conn.send(h11.EndOfMessage())
+        head, answer = await http11_answer(client)
+        await client.aclose()
+    assert (head.status_code, head.http_version, answer) == (200, b"1.1", b"hello")
 
 
 # ------------------------------------------------------------------ flow control
@@ -636,6 +738,165 @@ async def test_graceful_shutdown_finishes_the_stream_in_flight() -> None:
     result = answers["first"]
     assert (result.status, bytes(result.data), result.ended) == (200, b"finished", True)
     assert gate.count == 1
+
+
+async def test_grace_deadline_cancels_the_stream_in_flight() -> None:
+    gate = Gate()
+    sock = socket.socket()  # opened before the server, as in the test above
+    config = skitai.Config(mount=("/", gated(gate, b"finished")), port=0, grace=0.2,
+                           http_parser=HTTP_PARSER["name"])
+    serving_scope = anyio.CancelScope()
+    stopped = anyio.Event()
+
+    async def serve(*, task_status: Any) -> None:
+        with serving_scope:
+            await skitai.serve(config, task_status=task_status)
+        stopped.set()
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            host, port = (await tasks.start(serve))[0]
+            await anyio.to_thread.run_sync(sock.connect, (host, port))
+            peer = await H2Peer(await anyio.abc.SocketStream.from_socket(sock)).start()
+            sid = await peer.request(b"GET", b"/wait")
+            await gate.arrived()
+            serving_scope.cancel()  # a graceful stop; the app does not finish within grace
+            with anyio.fail_after(WAIT):
+                await stopped.wait()
+            await peer.read_to_eof()
+            await peer.aclose()
+    finally:
+        gate.released.set()
+    assert peer.terminated is not None, "no GOAWAY"
+    assert (peer.terminated.error_code, peer.terminated.last_stream_id) == (ErrorCodes.NO_ERROR, sid)
+    assert peer.streams[sid].headers is None
+    assert not peer.streams[sid].ended
+
+
+# ------------------------------------------------------------------ idle timeout
+
+
+async def test_idle_connection_after_the_preface_is_closed_with_goaway() -> None:
+    async with serving(mount=("/", apps.hello), keep_alive_timeout=0.5) as srv:
+        stream = await anyio.connect_tcp(srv.host, srv.port)
+        await stream.send(PREFACE + frame(SETTINGS, 0, 0))
+        received = await read_until_closed(stream)
+        await stream.aclose()
+    goaways = [payload for kind, payload in parse_frames(received) if kind == GOAWAY]
+    assert goaways, "closed without a GOAWAY"
+    assert int.from_bytes(goaways[0][4:8], "big") == ErrorCodes.NO_ERROR
+
+
+@pytest.mark.parametrize("last", ["ping", "request", "two requests"])
+async def test_idle_connection_is_closed_with_goaway(last: str) -> None:
+    async with serving(mount=("/", apps.hello), keep_alive_timeout=0.5) as srv:
+        peer = await (await H2Peer.connect(srv.host, srv.port)).start()
+        if last == "ping":
+            await peer.ping()
+        else:
+            for _ in range(1 if last == "request" else 2):
+                result = await peer.response(await peer.request())
+                assert result.status == 200
+        await peer.read_to_eof(within=WAIT)
+        await peer.aclose()
+    assert peer.terminated is not None, "closed without a GOAWAY"
+    assert peer.terminated.error_code == ErrorCodes.NO_ERROR
+    assert peer.terminated.last_stream_id == {"ping": 0, "request": 1, "two requests": 3}[last]
+
+
+async def test_a_stream_in_flight_keeps_the_connection_open_past_the_idle_timeout() -> None:
+    async def handler(exchange: Exchange) -> None:
+        await anyio.sleep(0.6)  # longer than the idle timeout
+        await exchange.respond(200, [(b"content-type", b"text/plain")], b"late")
+
+    async with http2_driver(handler, limits=Limits(keep_alive_timeout=0.2)) as (peer, control):
+        await peer.start()
+        result = await peer.response(await peer.request(b"GET", b"/"))
+        assert (result.status, bytes(result.data), peer.terminated) == (200, b"late", None)
+        await peer.goaway(within=WAIT)
+    assert peer.terminated is not None
+    assert peer.terminated.error_code == ErrorCodes.NO_ERROR
+    assert control.expired == "idle"
+
+
+async def test_a_client_that_stops_reading_is_dropped_after_the_send_timeout() -> None:
+    async def handler(exchange: Exchange) -> None:
+        await exchange.start_response(200, [(b"content-type", b"application/octet-stream")])
+        piece = b"x" * 65536
+        for _ in range(1024):  # 64 MiB: far more than the socket buffers hold
+            await exchange.send_body(piece)
+        await exchange.end_response()
+
+    limits = Limits(send_timeout=0.3, keep_alive_timeout=0.3)
+    async with http2_driver(handler, limits=limits) as (peer, control):
+        peer.conn.local_settings = h2.settings.Settings(
+            client=True, initial_values={SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+        await peer.start()
+        peer.conn.increment_flow_control_window(2**31 - 1 - 65535)
+        await peer.request(b"GET", b"/")  # and never read the answer
+        with anyio.fail_after(WAIT):
+            while control.expired is None:  # noqa: ASYNC110 - set by the sweeper
+                await anyio.sleep(0.05)
+        assert control.expired == "send"
+
+
+# ------------------------------------------------------------------ scheme
+
+
+def show_scheme(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    if environ["PATH_INFO"] == "/page":
+        environ["skitai.hint_promise"]("/pushed")
+    body = environ["wsgi.url_scheme"].encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+async def request_with_scheme(peer: H2Peer, scheme: bytes, path: bytes = b"/") -> int:
+    sid = peer.conn.get_next_available_stream_id()
+    peer.streams[sid] = StreamResult()
+    peer.conn.send_headers(sid, [(b":method", b"GET"), (b":path", path), (b":scheme", scheme),
+                                 (b":authority", b"localhost")], end_stream=True)
+    await peer.flush()
+    return sid
+
+
+async def test_url_scheme_over_h2c_is_http_whatever_the_client_says() -> None:
+    async with serving(mount=("/", validator(show_scheme))) as srv:
+        peer = await (await H2Peer.connect(srv.host, srv.port)).start()
+        claimed = await peer.response(await request_with_scheme(peer, b"https"))
+        plain = await peer.response(await request_with_scheme(peer, b"http"))
+        await peer.aclose()
+    assert (claimed.status, bytes(claimed.data)) == (200, b"http")
+    assert (plain.status, bytes(plain.data)) == (200, b"http")
+
+
+async def test_url_scheme_over_tls_is_https_whatever_the_client_says(
+    ca: trustme.CA, cert_files: tuple[str, str]
+) -> None:
+    certfile, keyfile = cert_files
+    async with serving(mount=("/", validator(show_scheme)), certfile=certfile, keyfile=keyfile) as srv:
+        peer = await (await H2Peer.connect(srv.host, srv.port, ssl_context=h2_context(ca))).start()
+        claimed = await peer.response(await request_with_scheme(peer, b"http"))
+        await peer.aclose()
+    assert (claimed.status, bytes(claimed.data)) == (200, b"https")
+
+
+async def test_pushed_requests_have_the_connections_scheme() -> None:
+    async with serving(mount=("/", validator(show_scheme))) as srv:
+        peer = await (await H2Peer.connect(srv.host, srv.port)).start()
+        sid = await request_with_scheme(peer, b"https", b"/page")
+        promised: list[h2.events.PushedStreamReceived] = []
+        with anyio.fail_after(WAIT):
+            while not promised or not all(peer.streams.get(p.pushed_stream_id, StreamResult()).done
+                                          for p in promised) or not peer.streams[sid].done:
+                events = await peer.receive()
+                assert events or not peer.eof
+                promised += [e for e in events if isinstance(e, h2.events.PushedStreamReceived)]
+        await peer.aclose()
+    assert bytes(peer.streams[sid].data) == b"http"
+    assert len(promised) == 1
+    assert dict(promised[0].headers)[b":scheme"] == b"http"
+    assert bytes(peer.streams[promised[0].pushed_stream_id].data) == b"http"
 
 
 # ------------------------------------------------------------------ protocol errors

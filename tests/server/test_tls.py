@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import anyio
 import httpx
 import pytest
 import trustme
+from cryptography.hazmat.primitives import serialization
 
 import skitai
 from skitai.errors import ConfigError
@@ -113,3 +115,38 @@ async def test_plain_and_tls_listeners_in_one_server(
 def test_tls_port_needs_a_certificate() -> None:
     with pytest.raises(ConfigError, match="tls_port needs a certfile"):
         skitai.Config(tls_port=8443)
+
+
+def encrypted_key(cert: trustme.LeafCert, passphrase: bytes) -> bytes:
+    key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), password=None)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.BestAvailableEncryption(passphrase))
+
+
+async def test_encrypted_key_with_its_passphrase_serves(ca: trustme.CA, tmp_path: Path) -> None:
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    keyfile.write_bytes(encrypted_key(cert, b"open sesame"))
+    async with serving(mount=("/", apps.show_environ), certfile=str(certfile), keyfile=str(keyfile),
+                       passphrase="open sesame") as srv:
+        async with httpx.AsyncClient(verify=client_context(ca)) as client:
+            response = await client.get(f"https://127.0.0.1:{srv.port}/")
+    assert response.status_code == 200
+    assert response.json()["wsgi.url_scheme"] == "https"
+
+
+async def test_wrong_passphrase_is_a_config_error_before_listening(
+    ca: trustme.CA, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    keyfile.write_bytes(encrypted_key(cert, b"open sesame"))
+    caplog.set_level(logging.INFO, "skitai")
+    config = skitai.Config(mount=("/", apps.hello), port=0, certfile=str(certfile),
+                           keyfile=str(keyfile), passphrase="wrong")
+    with pytest.raises(ConfigError, match="cannot load certificate"):
+        with anyio.fail_after(10):
+            await skitai.serve(config)
+    assert not [r for r in caplog.records if "listening on" in r.getMessage()]
