@@ -19,6 +19,19 @@ from skitai.protocols.websocket import Data
 _END = object()  # a ThreadInbox's last item
 
 
+def take_arrived(items: queue.SimpleQueue[Any], timeout: float | None) -> list[Any]:
+    """Thread side: what a queue holds, waiting up to `timeout` for a first item; [] if none came."""
+    try:
+        taken = [items.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            taken.append(items.get_nowait())
+        except queue.Empty:
+            return taken
+
+
 class ThreadInbox:
     """The `MessageSink` of an app in a thread; `take()` is its thread side.
 
@@ -57,15 +70,9 @@ class ThreadInbox:
         """Thread side: what has arrived, waiting up to `timeout` for a first message; None once closed."""
         if self._ended:
             return None
-        try:
-            items = [self._queue.get(timeout=timeout)]
-        except queue.Empty:
+        items = take_arrived(self._queue, timeout)
+        if not items:
             return []
-        while True:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
         if items[-1] is _END:
             self._ended = True
             items.pop()

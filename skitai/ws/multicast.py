@@ -33,6 +33,7 @@ import anyio.from_thread
 import anyio.lowlevel
 
 from skitai.protocols.websocket import INTERNAL, NORMAL, TRY_AGAIN_LATER, Data, WebSocketConnection
+from skitai.ws.inbox import take_arrived
 from skitai.ws.rooms import Room
 from skitai.ws.services import WebSocketServices
 from skitai.ws.specs import JOINED, LEFT, WsgiApp, run_once, session_environ
@@ -145,15 +146,7 @@ class SeedRoom:
     def take(self, timeout: float | None) -> list[tuple[int, Any]] | None:
         if self._thread_done:
             return None
-        try:
-            items = [self._queue.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while True:
-            try:
-                items.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
+        items = take_arrived(self._queue, timeout)
         if _END in items:
             self._thread_done = True
             items = items[: items.index(_END)]
