@@ -26,6 +26,8 @@ from typing import Any
 import anyio
 import anyio.abc
 
+from skitai.protocols.waits import Wakeup, wakeup_factory
+
 log = logging.getLogger(__name__)
 
 Job = Callable[[], None]
@@ -41,6 +43,13 @@ class LoopCallbacks:
         self._pending: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
         self._signalled = False
         self._closed = False
+        self._new_wakeup: Callable[[], Wakeup] | None = None
+
+    def new_wakeup(self) -> Wakeup:
+        """A `Wakeup` for a task on the loop, for a callback from a worker to set."""
+        if self._new_wakeup is None:
+            self._new_wakeup = wakeup_factory()
+        return self._new_wakeup()
 
     def call_soon(self, func: Callable[..., Any], *args: Any) -> None:
         """Queue `func(*args)` to run on the loop. Safe from any thread."""

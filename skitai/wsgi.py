@@ -30,8 +30,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-import anyio
-
 from skitai import __version__
 from skitai.compress import GzipStream, accepts_gzip, gzip_bytes, with_vary
 from skitai.config import Compression
@@ -108,10 +106,16 @@ class WsgiInput:
     """`wsgi.input`: the request body, pulled from the connection as the app reads."""
 
     def __init__(self, call: WsgiCall) -> None:
-        self._call = call
+        self._call: WsgiCall | None = call
         self._buffer = bytearray()
 
+    def detach(self) -> None:
+        """The request is over: reads from now on find the end of the body."""
+        self._call = None
+
     def _fill(self) -> bool:
+        if self._call is None:
+            return False
         data = self._call.next_body_piece()
         if data:
             self._buffer += data
@@ -193,7 +197,7 @@ class WsgiCall:
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()  # loop -> worker
         self._unacknowledged = 0  # bytes posted that the loop has not written yet
         self._notified = False
-        self._wake = anyio.Event()
+        self._wake = callbacks.new_wakeup()
         self.abandoned = False
         # request body, loop -> worker
         self._body: deque[bytes] = deque(body)
@@ -209,7 +213,7 @@ class WsgiCall:
         self._remaining: int | None = None  # bytes still owed to a declared Content-Length
         self.protocol_error: RemoteProtocolError | None = None
         self._promises: list[str] = []  # paths to push (HTTP/2), sent before the response
-        environ["wsgi.input"] = WsgiInput(self)
+        self._input = environ["wsgi.input"] = WsgiInput(self)
         environ["skitai.hint_promise"] = self._promises.append
         # (name, value) pairs sent as trailers after the body, where the protocol allows
         self._trailers: list[tuple[str, str]] = []
@@ -231,6 +235,9 @@ class WsgiCall:
             self._fail(sys.exc_info())
         finally:
             request_environ.reset(token)
+            # The input refers back to this call through the environ: let the
+            # pair go by reference counting, not by a garbage collection.
+            self._input.detach()
             self._post(("done",))
 
     def _run_app(self) -> None:
@@ -481,10 +488,6 @@ class WsgiCall:
         try:
             while True:
                 await self._wake.wait()
-                # A fresh event before draining, unless the worker is finished
-                # ("done" is its last post): anything posted from now on sets it.
-                if not (outbox and outbox[-1][0] == "done"):
-                    self._wake = anyio.Event()
                 # Clear the flag before draining: anything posted from now on
                 # is either drained below or sends a fresh wake-up.
                 self._notified = False

@@ -14,7 +14,8 @@ from h11, and reads from the socket only when the list is empty. llhttp
 stops parsing at a request with `Upgrade`. A WebSocket handshake (no body)
 is served here, and the bytes behind it start its tunnel; any other
 upgrade (h2c) is handed, with the rest of the connection, to the h11
-driver, which knows how to read its body.
+driver, which knows how to read its body. So is a request whose method
+llhttp does not know: llhttp knows a fixed list, RFC 9110 allows any token.
 """
 
 from __future__ import annotations
@@ -69,6 +70,17 @@ _TOO_LARGE = {
 }
 _BLANK_LINE = re.compile(rb"\n\r?\n")  # ends a head or a trailer section, as h11 finds it
 _CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]+")
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t !-~\x80-\xff])*"'
+# RFC 9112 7.1: chunk-size [ chunk-ext ] CRLF, with the whitespace (BWS) the
+# grammar allows around ";" and "=", which llhttp does not accept. The line is
+# checked here and llhttp is given the size alone. 16 hex digits fit 64 bits.
+_CHUNK_LINE_SYNTAX = re.compile(
+    rb"([0-9a-fA-F]{1,16})(?:[ \t]*;[ \t]*%s(?:[ \t]*=[ \t]*(?:%s|%s))?)*\r\n" % (_TOKEN, _TOKEN, _QUOTED)
+)
+# A request line with a method llhttp does not know but RFC 9110 9.1 allows
+# (any token): such a request, and the rest of its connection, is h11's.
+_OTHER_METHOD = re.compile(rb"%s [^ \r\n]" % _TOKEN)
 
 
 class _Parser:
@@ -103,6 +115,9 @@ class _Parser:
         self.headers: list[tuple[bytes, bytes]] = []
         self.trailers = False
         self.error: RemoteProtocolError | None = None  # found after events still to be used
+        # From the first byte of a request llhttp cannot parse and h11 can (a
+        # method llhttp does not know) to the end of what has arrived.
+        self.unparsed: bytes | None = None
 
     @property
     def in_head(self) -> bool:
@@ -172,11 +187,19 @@ class _Parser:
                 unit, at = self._take(data, at)
             if unit is None:
                 return None  # held in `pending` until more arrives
+            if stage == _CHUNK_LINE:
+                unit = _chunk_size_line(unit)
             self.stage = _PARSING  # the callbacks say what comes next
             try:
                 self.parser.feed_data(unit)
             except httptools.HttpParserUpgrade as upgrade:
                 return bytes(unit[int(upgrade.args[0]):]) + data[at:]
+            except httptools.HttpParserInvalidMethodError as exc:
+                if stage != _HEAD or not _OTHER_METHOD.match(unit):
+                    raise _translate(exc) from exc
+                self.unparsed = bytes(unit) + data[at:]
+                self.stage = _CLOSED
+                return None
             except httptools.HttpParserError as exc:
                 raise _translate(exc) from exc
             if self.stage == _BODY:  # a head with a body to come
@@ -293,6 +316,14 @@ class _Parser:
         self.stage = _HEAD if self.parser.should_keep_alive() else _CLOSED
 
 
+def _chunk_size_line(line: bytes) -> bytes:
+    """The chunk-size line for llhttp: its size alone, once the whole line is found well-formed."""
+    match = _CHUNK_LINE_SYNTAX.fullmatch(line)
+    if match is None:
+        raise BadRequest("invalid chunk-size line")
+    return match.group(1) + b"\r\n"
+
+
 def _translate(exc: httptools.HttpParserError) -> RemoteProtocolError:
     """The answer to what llhttp refused."""
     if isinstance(exc, httptools.HttpParserCallbackError):
@@ -301,10 +332,7 @@ def _translate(exc: httptools.HttpParserError) -> RemoteProtocolError:
             return context
         return BadRequest(str(exc))
     if isinstance(exc, httptools.HttpParserInvalidMethodError):
-        # llhttp knows a fixed list of methods and stops at the first byte
-        # that leaves it: it cannot tell an unknown method from garbage, so
-        # neither do we.
-        return BadRequest("unknown or malformed method")
+        return BadRequest("malformed method")
     message = str(exc)
     if "Transfer-Encoding" in message and "Content-Length" not in message:
         return NotImplementedHere(message)
@@ -346,8 +374,13 @@ class FastHTTP11Connection(HTTP1Driver):
 
     # -------------------------------------------------------------- main loop
 
+    @property
+    def _handing_over(self) -> bool:
+        """What follows is the h11 driver's: an upgrade llhttp stopped at, or a method it does not know."""
+        return self._upgrade is not None or self._parser.unparsed is not None
+
     def _after_last_request(self) -> Outcome:
-        return self._hand_over if self._upgrade is not None else super()._after_last_request()
+        return self._hand_over if self._handing_over else super()._after_last_request()
 
     def _new_exchange(self, request: Request) -> FastExchange:
         exchange = FastExchange(self, request, self._body_complete)
@@ -373,7 +406,7 @@ class FastHTTP11Connection(HTTP1Driver):
         control = self.control
         if not parser.events and parser.error is not None:
             raise parser.error
-        if not parser.events and self._upgrade is None:
+        if not parser.events and not self._handing_over:
             limits = self._limits
             if control.draining and not parser.in_head:
                 return None
@@ -397,9 +430,9 @@ class FastHTTP11Connection(HTTP1Driver):
                     return None  # HTTP/2 with prior knowledge
                 data = sniffed
             self.feed(data)
-            if not parser.events and self._upgrade is None:
+            if not parser.events and not self._handing_over:
                 control.arm(HEAD, limits.header_timeout)
-                while not parser.events and self._upgrade is None:
+                while not parser.events and not self._handing_over:
                     data = await self.receive()
                     if not data:
                         if parser.in_head:
@@ -427,16 +460,20 @@ class FastHTTP11Connection(HTTP1Driver):
         return request
 
     async def _hand_over(self) -> None:
-        """Continue this connection on the h11 driver, from the head llhttp stopped at."""
+        """Continue this connection on the h11 driver, from the request llhttp stopped at."""
         self.control.renew()
-        event = self._parser.events.pop(0)
-        _, method, target, version, headers = event
-        head = b"%s %s HTTP/%s\r\n" % (method, target, version.encode("ascii"))
-        head += b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"
+        if self._upgrade is not None:
+            event = self._parser.events.pop(0)
+            _, method, target, version, headers = event
+            head = b"%s %s HTTP/%s\r\n" % (method, target, version.encode("ascii"))
+            head += b"".join(name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"
+            initial_data = head + self._upgrade
+        else:
+            initial_data = self._parser.unparsed or b""
         driver = http11.HTTP11Connection(
             self._stream, self._handler, limits=self._limits, scheme=self._scheme,
             client=self._client, server=self._server, control=self.control,
-            server_header=self._server_header, initial_data=head + (self._upgrade or b""),
+            server_header=self._server_header, initial_data=initial_data,
             requests=self._requests,
         )
         await driver.run()

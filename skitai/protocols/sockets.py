@@ -5,7 +5,8 @@ two events, a read queue per connection) or on trio's stream wrappers.
 With thousands of idle keep-alive connections that is most of their memory,
 and on the hot path a good part of the CPU. These classes do the same job
 with the socket alone: try the system call, and only when it would block,
-wait with `anyio.wait_readable` / `anyio.wait_writable`. They implement
+wait for the socket (readable: `skitai.protocols.waits`, writable:
+`anyio.wait_writable`). They implement
 `anyio.abc.ByteStream`, so TLS (`anyio.streams.tls.TLSStream`) and every
 driver work on top of them unchanged. See docs/discussion/sockets.md.
 """
@@ -14,10 +15,13 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import anyio.abc
+
+from skitai.protocols.waits import ReadableWaiter, readable_waiter_factory
 
 RECEIVE_SIZE = 65536
 
@@ -25,9 +29,11 @@ RECEIVE_SIZE = 65536
 class SocketStream(anyio.abc.ByteStream):
     """A connected, non-blocking TCP socket as an anyio byte stream."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, readable: ReadableWaiter | None = None) -> None:
+        """Make it on the event loop that uses it; a listener passes `readable` made for that loop."""
         sock.setblocking(False)
         self._sock = sock
+        self._readable = readable or readable_waiter_factory()(sock)
         self._closed = False
         self._drained = False  # the last read took less than it asked for
 
@@ -51,7 +57,7 @@ class SocketStream(anyio.abc.ByteStream):
             # likely fail with EAGAIN; wait first and save the system call.
             self._drained = False
             try:
-                await anyio.wait_readable(sock)
+                await self._readable.wait()
             except (ValueError, OSError) as exc:
                 raise anyio.ClosedResourceError from exc
         while True:
@@ -67,7 +73,7 @@ class SocketStream(anyio.abc.ByteStream):
                 if self._closed:
                     raise anyio.ClosedResourceError
                 try:
-                    await anyio.wait_readable(sock)
+                    await self._readable.wait()
                 except (ValueError, OSError) as exc:
                     raise anyio.ClosedResourceError from exc
                 continue
@@ -105,6 +111,7 @@ class SocketStream(anyio.abc.ByteStream):
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
+            self._readable.close()
             self._sock.close()
         await anyio.lowlevel.checkpoint()
 
@@ -122,6 +129,7 @@ class TCPListener:
         self._sock = sock
         self._closed = False
         self.tls = False  # the server wraps its connections in TLS
+        self._new_readable: Callable[[socket.socket], ReadableWaiter] | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -129,6 +137,8 @@ class TCPListener:
 
     async def accept(self) -> SocketStream:
         """The next connection. Raises OSError (EMFILE, ...) for the caller to handle."""
+        if self._new_readable is None:
+            self._new_readable = readable_waiter_factory()
         while True:
             if self._closed:
                 raise anyio.ClosedResourceError
@@ -147,7 +157,7 @@ class TCPListener:
                     raise anyio.ClosedResourceError from exc
                 raise
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return SocketStream(client)
+            return SocketStream(client, self._new_readable(client))
 
     async def aclose(self) -> None:
         if not self._closed:

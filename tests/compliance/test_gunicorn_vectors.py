@@ -4,8 +4,8 @@
 kit (the vectors are gunicorn's, MIT, see vectors/gunicorn/LICENSE).
 Every invalid vector, size-limit ones included, must be rejected or
 closed, by both HTTP/1.1 parsers. Every valid vector must be answered,
-except those listed in `REFUSED_VALID` (and, for llhttp,
-`REFUSED_VALID_BY_LLHTTP`), each with its reason (docs/reference/http11.md
+except those listed in `REFUSED_VALID` (`REFUSED_VALID_BY_LLHTTP` for
+llhttp: the same vectors, one with another status), each with its reason (docs/reference/http11.md
 repeats the lists).
 """
 
@@ -39,15 +39,11 @@ REFUSED_VALID = {
     "099.http": 400,
 }
 
-# llhttp (http_parser="httptools") is stricter than h11 in three places.
+# llhttp (http_parser="httptools") answers one of them differently.
 REFUSED_VALID_BY_LLHTTP = {
     **REFUSED_VALID,
     # RFC 9112 6.1: Content-Length next to Transfer-Encoding may be treated as an error.
     "009.http": 400,
-    # llhttp allows no whitespace around ";" in chunk extensions (RFC 9112 7.1.1 allows BWS).
-    "013.http": 400,
-    # llhttp knows a fixed list of methods and cannot tell "-BLARGH" from garbage.
-    "031.http": 400,
 }
 
 

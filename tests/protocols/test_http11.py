@@ -300,6 +300,43 @@ async def test_chunk_lines_and_trailers_within_the_limit_keep_the_connection() -
         assert out.endswith(b"GET / 0:"), chunk
 
 
+@pytest.mark.parametrize("line", [
+    b"5; some; parameters=stuff",  # gunicorn's valid vector 013
+    b"5;a = b",
+    b'5;a="q \\" ;d"',
+    b"5;a=b;c",
+])
+async def test_chunk_extensions_with_the_whitespace_rfc_9112_allows(line: bytes) -> None:
+    for chunk in (None, 1):
+        out = await exchange_all(CHUNKED + line + b"\r\nhello\r\n0\r\n\r\n", chunk=chunk)
+        assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"POST / 5:hello"), (chunk, out)
+
+
+@pytest.mark.parametrize("line", [b"5;=b", b"5;a=", b'5;a="open', b"5;a\x01", b"5;a b"])
+async def test_malformed_chunk_extensions(line: bytes, http_parser: str) -> None:
+    out = await exchange_all(CHUNKED + line + b"\r\nhello\r\n0\r\n\r\n")
+    # The llhttp driver checks RFC 9112's grammar; h11 takes anything after ";".
+    assert out.startswith(b"HTTP/1.1 400 " if http_parser == "httptools" else b"HTTP/1.1 200 "), out
+
+
+async def test_any_token_is_a_method() -> None:
+    # RFC 9110 9.1: a method is any token. llhttp knows a fixed list; the fast
+    # driver hands a request with another one, and the rest of its connection,
+    # to the h11 driver.
+    for chunk in (None, 1):
+        async with http11_driver(echo) as (client_end, _):
+            client = RawClient(client_end)
+            await client.send(GET + b"-BLARGH /x HTTP/1.1\r\nHost: x\r\n\r\n"
+                              b"POST /y HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab", chunk_size=chunk)
+            bodies = []
+            for method in (b"GET", b"-BLARGH", b"POST"):
+                head, body = await client.response(method)
+                assert head.status_code == 200
+                bodies.append(body)
+                client.next_cycle()
+        assert bodies == [b"GET / 0:", b"-BLARGH /x 0:", b"POST /y 2:ab"], chunk
+
+
 async def test_upgrade_request_not_taken_is_answered_with_its_body() -> None:
     # llhttp stops at a head asking to upgrade; the fast driver hands the
     # connection to the h11 driver, which reads the body and goes on.

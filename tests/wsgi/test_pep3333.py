@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import logging
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 import skitai
+from skitai.wsgi import WsgiCall, WsgiInput
 from tests.support import apps
 from tests.support.rawhttp import RawClient
 from tests.support.servers import serving
@@ -46,6 +48,38 @@ async def test_environ_per_mount() -> None:
     assert (sub["SCRIPT_NAME"], sub["PATH_INFO"]) == ("/sub", "/deeper/")
     assert (sub_bare["SCRIPT_NAME"], sub_bare["PATH_INFO"]) == ("/sub", "")
     assert (not_sub["SCRIPT_NAME"], not_sub["PATH_INFO"]) == ("", "/subway")
+
+
+async def test_a_finished_request_leaves_no_reference_cycle() -> None:
+    """The call, its environ and wsgi.input go by reference counting.
+
+    They once formed a cycle per request (the input referred back to its call),
+    and the cyclic garbage collector ran every few hundred requests to free them.
+    """
+
+    def partial_reader(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        environ["wsgi.input"].read(3)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    async with serving(mount=[("/", apps.hello), ("/echo", apps.echo), ("/part", partial_reader)]) as srv:
+        async with httpx.AsyncClient(base_url=srv.url) as client:
+            await client.get("/")
+            gc.collect()
+            gc.disable()
+            try:
+                for _ in range(5):
+                    assert (await client.get("/")).status_code == 200
+                    assert (await client.post("/echo", content=b"x" * 100_000)).status_code == 200
+                    assert (await client.post("/part", content=b"y" * 200_000)).status_code == 200
+            finally:
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                gc.collect()
+                cyclic = [type(o).__name__ for o in gc.garbage if isinstance(o, (WsgiCall, WsgiInput))]
+                gc.garbage.clear()
+                gc.set_debug(0)
+                gc.enable()
+    assert cyclic == []
 
 
 async def test_environ_is_not_a_copy_of_os_environ_and_drops_underscored_headers() -> None:
