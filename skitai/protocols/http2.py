@@ -66,6 +66,7 @@ from skitai.protocols.hpack_coders import Decoder, Encoder
 from skitai.protocols.http1_rules import READ_SIZE, peer, split_target
 from skitai.protocols.http2_request import check_trailers, to_request
 from skitai.protocols.timeouts import IDLE, ConnectionControl
+from skitai.protocols.waits import Wakeup, wakeup_factory
 
 log = logging.getLogger("skitai.server")
 
@@ -233,8 +234,9 @@ class HTTP2Connection:
             normalize_inbound_headers=False,  # checked in http2_request, in one pass
         ))
         self._streams: dict[int, Stream] = {}
-        self._write_wanted = anyio.Event()
-        self._write_done = anyio.Event()
+        self._new_wakeup = wakeup_factory()
+        self._write_wanted = self._new_wakeup()  # the writer's: something is queued
+        self._write_done = anyio.Event()  # for every flush() of a batch: replaced per batch
         self._queued_writes = 0  # flush() calls made
         self._written = 0  # flush() calls whose data has been written
         self._writer_gone = False
@@ -248,7 +250,7 @@ class HTTP2Connection:
         self._goaway_sent = False
         self._reading: anyio.CancelScope | None = None  # the reader's wait for frames
         self._queued: deque[tuple[StreamWork, Stream, Any]] = deque()  # streams to serve
-        self._parked: list[anyio.Event] = []  # stream tasks waiting for the next stream
+        self._parked: list[Wakeup] = []  # stream tasks waiting for the next stream
 
     # -------------------------------------------------------------- I/O
 
@@ -272,7 +274,6 @@ class HTTP2Connection:
         try:
             while True:
                 await self._write_wanted.wait()
-                self._write_wanted = anyio.Event()
                 # Let every task that is ready queue its frames first.
                 await anyio.lowlevel.checkpoint()
                 batch = self._queued_writes
@@ -581,6 +582,7 @@ class HTTP2Connection:
 
     async def _stream_task(self) -> None:
         queued = self._queued
+        wake = self._new_wakeup()
         while True:
             while queued:
                 work, stream, arg = queued.popleft()
@@ -592,7 +594,6 @@ class HTTP2Connection:
                 stream.scope = None
             if self._closing:
                 return
-            wake = anyio.Event()
             self._parked.append(wake)
             await wake.wait()
             if not queued:
