@@ -489,11 +489,11 @@ class HTTP2Connection:
     def _open_stream(self, event: h2.events.RequestReceived) -> None:
         stream_id = event.stream_id
         self._last_stream = max(self._last_stream, stream_id)
-        if self._closing or self.control.draining:
-            self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
-            return
-        if self._client_streams >= MAX_CONCURRENT_STREAMS:
-            self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+        if self._closing or self.control.draining or self._client_streams >= MAX_CONCURRENT_STREAMS:
+            try:
+                self._h2.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
+            except h2.exceptions.StreamClosedError:
+                pass  # the client reset it in the same read: nothing left to refuse
             return
         stream = Stream(stream_id)
         stream.ended = event.stream_ended is not None

@@ -554,6 +554,28 @@ async def test_one_stream_over_the_limit_is_refused_alone() -> None:
     assert (after.status, peer.terminated) == (200, None)
 
 
+async def test_a_stream_over_the_limit_reset_by_the_client_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    """HEADERS and the client's own RST_STREAM in one read: h2 has closed the
+    stream before the server would refuse it, and the refusal must not fail
+    the connection (found by fuzz/test_http2.py)."""
+    gate = Gate()
+    async with serving(mount=("/", gated(gate))) as srv:
+        peer = await (await H2Peer.connect(srv.host, srv.port)).start()
+        sids = [await peer.request(b"GET", b"/wait") for _ in range(MAX_CONCURRENT_STREAMS)]
+        await peer.ping()
+        late, block = await peer.header_block(GET)
+        await peer.send_raw(frame(HEADERS, END_HEADERS | END_STREAM, late, block)
+                            + frame(RST_STREAM, 0, late, ErrorCodes.CANCEL.to_bytes(4, "big")))
+        await peer.ping()
+        gate.released.set()
+        results = [await peer.response(sid) for sid in sids]
+        after = await peer.response(await peer.request(b"GET", b"/"))
+        await peer.aclose()
+    assert [r.status for r in results] == [200] * MAX_CONCURRENT_STREAMS
+    assert (after.status, peer.terminated) == (200, None)
+    assert errors_logged(caplog) == []
+
+
 async def test_client_reset_stops_the_app_and_spares_other_streams() -> None:
     started = threading.Event()
     closed = threading.Event()
