@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import anyio
@@ -127,12 +127,25 @@ async def converse(pieces: Sequence[bytes], handler_name: str, limits: Limits, p
         limits=limits, scheme="http", client=("127.0.0.1", 40000), server=("127.0.0.1", 8080),
         control=control, server_header=b"Skitai",
     )
+    received = await talk(driver.run, client_end, pieces)
+    assert ended == [control], "the driver did not report its close"
+    assert server_sock.fileno() == -1, "the driver left its socket open"
+    return received
+
+
+async def talk(
+    serve: Callable[[], Awaitable[None]], client_end: SocketStream, pieces: Sequence[bytes]
+) -> bytes:
+    """Run `serve` while the client sends `pieces` and EOF; all it received once the server closed.
+
+    Fails when the server does not close within CONVERSATION_TIMEOUT or leaves a task running.
+    """
     tasks_before = len(anyio.get_running_tasks())
     received = bytearray()
     try:
         with anyio.fail_after(CONVERSATION_TIMEOUT):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(driver.run)
+                tg.start_soon(serve)
                 tg.start_soon(_send, client_end, pieces)
                 await _receive_all(client_end, received)
     except TimeoutError:
@@ -140,8 +153,6 @@ async def converse(pieces: Sequence[bytes], handler_name: str, limits: Limits, p
                              f"received {bytes(received)[:200]!r}") from None
     finally:
         await client_end.aclose()
-    assert ended == [control], "the driver did not report its close"
-    assert server_sock.fileno() == -1, "the driver left its socket open"
     assert len(anyio.get_running_tasks()) == tasks_before, "tasks left running"
     return bytes(received)
 

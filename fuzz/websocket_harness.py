@@ -20,7 +20,7 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.extensions import Extension, PerMessageDeflate
 
-from fuzz.harness import CONVERSATION_TIMEOUT, Pieces, _receive_all, _send, driver_errors, open_fds
+from fuzz.harness import Pieces, driver_errors, open_fds, talk
 from skitai.config import Limits
 from skitai.errors import ClientDisconnected, WebSocketClosed
 from skitai.protocols.sockets import SocketStream
@@ -90,23 +90,10 @@ async def converse(pieces: Sequence[bytes], limits: Limits, compressed: bool) ->
         finally:
             await server_end.aclose()
 
-    tasks_before = len(anyio.get_running_tasks())
-    received = bytearray()
-    try:
-        with anyio.fail_after(CONVERSATION_TIMEOUT):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(serve)
-                tg.start_soon(_send, client_end, pieces)
-                await _receive_all(client_end, received)
-    except TimeoutError:
-        raise AssertionError(f"no close within {CONVERSATION_TIMEOUT} s; "
-                             f"received {bytes(received)[:200]!r}") from None
-    finally:
-        await client_end.aclose()
+    received = await talk(serve, client_end, pieces)
     assert server_sock.fileno() == -1, "the server's socket was left open"
-    assert len(anyio.get_running_tasks()) == tasks_before, "tasks left running"
     assert conn.stats.close_code is not None, "the session did not report a close code"
-    return bytes(received)
+    return received
 
 
 def converse_cleanly(backend: str, pieces: Sequence[bytes], limits: Limits, compressed: bool) -> bytes:
