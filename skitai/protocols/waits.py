@@ -13,15 +13,17 @@ This module gives the same waits straight on the backend that runs:
 
 * `Wakeup`: a flag one task waits on and anyone on the loop sets; it
   resets when the waiter returns, so one object serves a whole exchange.
-* `readable_waiter`: a coroutine function that waits until a socket is
-  readable. On asyncio the socket stays registered with the loop between
+* `readable_waiter_factory()`: what makes, per socket, the object whose
+  `wait()` returns once the socket is readable. On asyncio the socket stays registered with the loop between
   waits (it is unregistered only when it turns readable while nobody waits,
   or when it closes), so a keep-alive connection costs no registration
   per request. On trio it is trio's own `wait_readable`.
 
 Both honour anyio cancellation: they are plain awaits of a future (asyncio)
 or of `wait_task_rescheduled` (trio), which a cancel scope interrupts.
-docs/discussion/sockets.md has the measurements.
+The trio side lives in `waits_trio`, imported only under trio (importing
+trio costs an asyncio server about 7 MB). docs/discussion/sockets.md has
+the measurements.
 """
 
 from __future__ import annotations
@@ -29,12 +31,14 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Union
 
 import anyio
 import anyio.lowlevel
 import sniffio
-import trio
+
+if TYPE_CHECKING:
+    from skitai.protocols.waits_trio import TrioReadable, TrioWakeup
 
 
 def current_backend() -> str:
@@ -76,44 +80,18 @@ class _AsyncioWakeup:
                 self._waiter = None
 
 
-class _TrioWakeup:
-    __slots__ = ("_set", "_task")
-
-    def __init__(self) -> None:
-        self._set = False
-        self._task: trio.lowlevel.Task | None = None
-
-    def set(self) -> None:
-        task = self._task
-        if task is None:
-            self._set = True
-        else:
-            self._task = None
-            trio.lowlevel.reschedule(task)
-
-    def _abort(self, _: Any) -> trio.lowlevel.Abort:
-        self._task = None
-        return trio.lowlevel.Abort.SUCCEEDED
-
-    async def wait(self) -> None:
-        if self._set:
-            self._set = False
-            await anyio.lowlevel.checkpoint()
-            return
-        self._task = trio.lowlevel.current_task()
-        await trio.lowlevel.wait_task_rescheduled(self._abort)
-
-
 # A flag for one waiting task, set from the event loop (never from another
 # thread): `wait()` returns once `set()` has been called since the last
 # `wait()` returned; a `set()` while nobody waits is kept for the next one.
-Wakeup = _AsyncioWakeup | _TrioWakeup
+Wakeup = Union[_AsyncioWakeup, "TrioWakeup"]
 
 
 def wakeup_factory() -> Callable[[], Wakeup]:
     """What makes `Wakeup`s for the running event loop; call it on that loop."""
     if current_backend() == "trio":
-        return _TrioWakeup
+        from skitai.protocols.waits_trio import TrioWakeup
+
+        return TrioWakeup
     loop = asyncio.get_running_loop()
     return lambda: _AsyncioWakeup(loop)
 
@@ -170,25 +148,7 @@ class _AsyncioReadable:
             waiter.set_exception(anyio.ClosedResourceError())
 
 
-class _TrioReadable:
-    __slots__ = ("_sock",)
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-
-    async def wait(self) -> None:
-        try:
-            await trio.lowlevel.wait_readable(self._sock)
-        except trio.ClosedResourceError:
-            raise anyio.ClosedResourceError from None
-        except trio.BusyResourceError:
-            raise anyio.BusyResourceError("reading from") from None
-
-    def close(self) -> None:
-        trio.lowlevel.notify_closing(self._sock)
-
-
-ReadableWaiter = _AsyncioReadable | _TrioReadable
+ReadableWaiter = Union[_AsyncioReadable, "TrioReadable"]
 
 
 def readable_waiter_factory() -> Callable[[socket.socket], ReadableWaiter]:
@@ -197,6 +157,8 @@ def readable_waiter_factory() -> Callable[[socket.socket], ReadableWaiter]:
     Close the waiter before its socket.
     """
     if current_backend() == "trio":
-        return _TrioReadable
+        from skitai.protocols.waits_trio import TrioReadable
+
+        return TrioReadable
     loop = asyncio.get_running_loop()
     return lambda sock: _AsyncioReadable(loop, sock.fileno())
