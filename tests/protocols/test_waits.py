@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import anyio
@@ -192,3 +194,40 @@ async def test_a_reused_descriptor_number_is_watched_afresh() -> None:
         finally:
             await stream.aclose()
             right.close()
+
+
+ASYNCIO_SERVER = """
+import socket, sys
+import anyio, skitai
+from skitai.runner import serve
+
+
+def hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hi"]
+
+
+def get(port):
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+        return b"".join(iter(lambda: sock.recv(4096), b""))
+
+
+async def main():
+    async with anyio.create_task_group() as tg:
+        [(_, port)] = await tg.start(serve, skitai.Config.from_options({"mount": ("/", hello), "port": 0}))
+        assert (await anyio.to_thread.run_sync(get, port)).endswith(b"hi")
+        tg.cancel_scope.cancel()
+    print("trio" in sys.modules)
+
+
+anyio.run(main, backend="asyncio")
+"""
+
+
+def test_an_asyncio_server_does_not_import_trio() -> None:
+    """trio's half of the waits is imported only under trio: importing trio costs about 7 MB."""
+    result = subprocess.run([sys.executable, "-c", ASYNCIO_SERVER],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
