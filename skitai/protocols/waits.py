@@ -22,7 +22,7 @@ This module gives the same waits straight on the backend that runs:
 Both honour anyio cancellation: they are plain awaits of a future (asyncio)
 or of `wait_task_rescheduled` (trio), which a cancel scope interrupts.
 The trio side lives in `waits_trio`, imported only under trio (importing
-trio costs an asyncio server about 7 MB). docs/discussion/sockets.md has
+trio costs an asyncio server about 4 MB). docs/discussion/sockets.md has
 the measurements.
 """
 

@@ -226,7 +226,7 @@ anyio.run(main, backend="asyncio")
 
 
 def test_an_asyncio_server_does_not_import_trio() -> None:
-    """trio's half of the waits is imported only under trio: importing trio costs about 7 MB."""
+    """trio's half of the waits is imported only under trio: importing trio costs about 4 MB."""
     result = subprocess.run([sys.executable, "-c", ASYNCIO_SERVER],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
