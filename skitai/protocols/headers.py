@@ -15,7 +15,7 @@ REASONS.update({413: b"Content Too Large", 414: b"URI Too Long", 416: b"Range No
 # RFC 9110 5.5: field values are VCHAR, obs-text, SP and HTAB; every other
 # control character (NUL, BEL, DEL, bare CR or LF, ...) makes the field invalid.
 _BAD_FIELD_BYTE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 5.6.2
 
 
 def reason_phrase(status: int) -> bytes:
@@ -27,7 +27,7 @@ def has_bad_field_byte(value: bytes) -> bool:
 
 
 def is_token(name: bytes) -> bool:
-    return _TOKEN.fullmatch(name) is not None
+    return TOKEN.fullmatch(name) is not None
 
 
 class DateCache:

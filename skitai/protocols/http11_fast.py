@@ -41,7 +41,7 @@ from skitai.errors import (
 )
 from skitai.protocols import http11
 from skitai.protocols.events import ExchangeStats, Headers, Request, Tunnel
-from skitai.protocols.headers import DATE, reason_phrase
+from skitai.protocols.headers import DATE, TOKEN, reason_phrase
 from skitai.protocols.http1_base import Handler, HTTP1Driver, Outcome
 from skitai.protocols.http1_rules import (
     FORBIDDEN_TRAILERS,
@@ -70,7 +70,7 @@ _TOO_LARGE = {
 }
 _BLANK_LINE = re.compile(rb"\n\r?\n")  # ends a head or a trailer section, as h11 finds it
 _CHUNK_SIZE = re.compile(rb"[0-9a-fA-F]+")
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN = TOKEN.pattern
 _QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t !-~\x80-\xff])*"'
 # RFC 9112 7.1: chunk-size [ chunk-ext ] CRLF, with the whitespace (BWS) the
 # grammar allows around ";" and "=", which llhttp does not accept. The line is
